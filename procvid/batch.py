@@ -1,0 +1,65 @@
+"""Shared machinery for batch commands (embed, segment, ...): sharding, failure logs, summaries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from procvid.errors import ProcvidError
+
+FAILURES_FILE = "failures.jsonl"
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'I/N' (0-based I) -> (I, N); None -> (0, 1)."""
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ProcvidError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise ProcvidError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+def in_shard(key: str, shard: tuple[int, int]) -> bool:
+    """Stable, disjoint split: depends only on the item's key, not on the input order or size."""
+    i, n = shard
+    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % n == i
+
+
+class FailureLog:
+    """Append-only JSON-lines log of failed items, flushed per line so a killed run keeps it."""
+
+    def __init__(self, out_dir: Path):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.path = out_dir / FAILURES_FILE
+        self.path.write_text("")
+        self.count = 0
+
+    def add(self, item: str, reason: str) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"item": item, "reason": reason}) + "\n")
+        self.count += 1
+
+
+@dataclass
+class RunSummary:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    frames: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def line(self, what: str = "videos") -> str:
+        secs = time.perf_counter() - self.started
+        rate = f", {self.frames / secs:.1f} frames/s" if self.frames and secs > 0 else ""
+        return (
+            f"{self.total} {what}: {self.done} processed, {self.skipped} already done, "
+            f"{self.failed} failed; {self.frames} frames in {secs:.1f} s{rate}"
+        )

@@ -1,0 +1,69 @@
+"""The encoder interface and the device / precision policy shared by all encoders."""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+
+def resolve_device(device: str | None = "auto") -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        from procvid.errors import EncoderError
+
+        raise EncoderError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def resolve_precision(device: torch.device, precision: str = "auto") -> str:
+    """CUDA: bf16 autocast where supported (else fp16); CPU: fp32 (autocast is slower there)."""
+    if precision != "auto":
+        if precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"unknown precision {precision!r} (fp32, bf16, fp16 or auto)")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def l2_normalize(x: torch.Tensor) -> np.ndarray:
+    return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy()
+
+
+class Encoder(ABC):
+    """A frozen embedding model. Outputs are L2-normalised float32 numpy arrays.
+
+    `id` identifies the model *and its weights*: feature caches are keyed on it.
+    Image encoding is split in two so decoding threads can run `prepare_images`
+    (resize, crop, normalise on CPU) while the main thread runs `encode_prepared`.
+    """
+
+    id: str
+    dim: int
+    image_size: int | None = None  # input side for image encoders; None for text-only ones
+
+    def prepare_images(self, frames: np.ndarray) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not encode images")
+
+    def encode_prepared(self, batch: torch.Tensor) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not encode images")
+
+    def encode_images(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 frames [N,H,W,3] -> [N, dim]."""
+        return self.encode_prepared(self.prepare_images(frames))
+
+    @abstractmethod
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Strings -> [N, dim]."""

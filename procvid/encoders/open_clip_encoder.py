@@ -1,0 +1,165 @@
+"""open_clip image/text encoders by `name:pretrained`.
+
+`pretrained` may be
+- an open_clip tag (e.g. `laion2b_s34b_b79k`): used only if its weights are already in the local
+  cache, unless PROCVID_ALLOW_DOWNLOAD=1 (otherwise a clear offline error, never a hang);
+- a local checkpoint file (.bin/.pt/.pth/.safetensors);
+- a local folder: an open_clip `local-dir` (open_clip_config.json + weights) or a folder holding
+  one checkpoint file;
+- `random`: untrained weights, for tests and speed benchmarks only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from procvid.encoders.base import Encoder, autocast, l2_normalize, resolve_device, resolve_precision
+from procvid.errors import EncoderError
+
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+_registered = False
+
+
+def register_model_configs() -> None:
+    """Make procvid's JSON architectures (tiny test models, our own small models) known to open_clip."""
+    global _registered
+    if not _registered:
+        import open_clip
+
+        open_clip.add_model_config(CONFIG_DIR)
+        _registered = True
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def _cached_tag_file(name: str, tag: str) -> str | None:
+    """Path of an already-downloaded open_clip pretrained tag, or None; never downloads."""
+    import open_clip
+    from open_clip import pretrained as op
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if cfg.get("file"):
+        return cfg["file"]
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo, filename = os.path.split(hub)
+        for fn in [*op._get_safe_alternatives(filename or op.HF_WEIGHTS_NAME), filename or op.HF_WEIGHTS_NAME]:
+            hit = try_to_load_from_cache(repo, fn)
+            if isinstance(hit, str):
+                return hit
+    url = cfg.get("url", "")
+    if url:
+        target = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url.split("?")[0])
+        if target.exists():
+            return str(target)
+    return None
+
+
+def _resolve_weights(name: str, pretrained: str) -> tuple[str | None, str]:
+    """-> (what to pass to open_clip as `pretrained`, a stable id for the weights)."""
+    import open_clip
+
+    if pretrained in ("", "random", "none"):
+        return None, "random"
+    path = Path(pretrained).expanduser()
+    if path.is_file():
+        return str(path), f"{path.name}@{_file_digest(path)}"
+    if path.is_dir():
+        from open_clip.factory import _find_checkpoint_in_dir
+
+        ckpt = _find_checkpoint_in_dir(path)
+        if ckpt is None:
+            raise EncoderError(f"{path}: folder holds no checkpoint (*.safetensors, *.bin, *.pth)")
+        return ckpt, f"{Path(ckpt).name}@{_file_digest(Path(ckpt))}"
+    if pretrained in open_clip.list_pretrained_tags_by_model(name):
+        cached = _cached_tag_file(name, pretrained)
+        if cached:
+            return cached, pretrained
+        if os.environ.get("PROCVID_ALLOW_DOWNLOAD") == "1":
+            return pretrained, pretrained
+        raise EncoderError(
+            f"pretrained weights {name}:{pretrained} are not available offline. On a machine with "
+            f"internet, save them (e.g. `python -c \"import open_clip; open_clip.create_model('{name}', "
+            f"pretrained='{pretrained}')\"` fills the cache, or download open_clip_pytorch_model.bin from "
+            f"the model's hub page) and pass --encoder {name}:/path/to/open_clip_pytorch_model.bin; "
+            f"or set PROCVID_ALLOW_DOWNLOAD=1 to download now"
+        )
+    if any(sep in pretrained for sep in ("/", "\\", ".")):
+        raise EncoderError(f"checkpoint {pretrained!r} not found")
+    tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
+    raise EncoderError(f"unknown pretrained tag {pretrained!r} for {name} (known tags: {tags}; or give a file path)")
+
+
+class OpenClipEncoder(Encoder):
+    """An open_clip CLIP model used frozen, in eval mode."""
+
+    def __init__(
+        self,
+        name: str,
+        pretrained: str = "random",
+        device: str | None = "auto",
+        precision: str = "auto",
+    ):
+        import open_clip
+
+        register_model_configs()
+        if name.startswith(("hf-hub:", "local-dir:")):
+            model_name, weights, weights_id = name, None, name
+        else:
+            if name not in open_clip.list_models():
+                raise EncoderError(f"unknown open_clip model {name!r} (see `open_clip.list_models()`)")
+            model_name = name
+            weights, weights_id = _resolve_weights(name, pretrained)
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(self.device, precision)
+        try:
+            model = open_clip.create_model(model_name, pretrained=weights, device=self.device)
+        except EncoderError:
+            raise
+        except Exception as e:  # open_clip raises RuntimeError/KeyError on mismatched weights
+            raise EncoderError(f"cannot load {name}:{pretrained}: {str(e).splitlines()[0][:300]}") from None
+        self.model = model.eval().requires_grad_(False)
+        self.tokenizer = open_clip.get_tokenizer(model_name)
+        pp = getattr(self.model.visual, "preprocess_cfg", {}) or {}
+        size = pp.get("size", self.model.visual.image_size)
+        self.image_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.mean = torch.tensor(pp.get("mean", open_clip.OPENAI_DATASET_MEAN)).view(1, 3, 1, 1)
+        self.std = torch.tensor(pp.get("std", open_clip.OPENAI_DATASET_STD)).view(1, 3, 1, 1)
+        self.dim = int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") \
+            and self.model.text_projection is not None else int(self.encode_texts(["x"]).shape[1])
+        self.id = f"open_clip:{name}:{weights_id}"
+
+    def prepare_images(self, frames: np.ndarray) -> torch.Tensor:
+        """Resize the short side (bicubic, antialiased), centre crop, normalise: open_clip's eval
+        transform, done on whole uint8 batches as tensors instead of PIL images one by one."""
+        from torchvision.transforms.v2 import functional as F
+
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        x = F.resize(x, self.image_size, interpolation=F.InterpolationMode.BICUBIC, antialias=True)
+        x = F.center_crop(x, [self.image_size, self.image_size])
+        return (x.float() / 255.0 - self.mean) / self.std
+
+    @torch.no_grad()
+    def encode_prepared(self, batch: torch.Tensor) -> np.ndarray:
+        with autocast(self.device, self.precision):
+            return l2_normalize(self.model.encode_image(batch.to(self.device, non_blocking=True)))
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        with autocast(self.device, self.precision):
+            return l2_normalize(self.model.encode_text(tokens))
+
