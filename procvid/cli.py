@@ -16,6 +16,8 @@ from procvid.errors import ProcvidError
 # Subcommand name -> module under procvid.commands. Add new commands here.
 COMMANDS = {
     "embed": "embed",
+    "train": "train",
+    "graph": "graph",
 }
 
 
@@ -52,6 +54,7 @@ class _TqdmHandler(logging.Handler):
 def _setup_logging(verbose: bool) -> None:
     handler = _TqdmHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(lambda r: r.name.startswith("procvid") or r.levelno >= logging.WARNING)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)  # third-party libraries are chatty

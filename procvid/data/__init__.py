@@ -1,0 +1,57 @@
+"""Annotation readers. load_dataset("crosstask") or load_dataset(PATH) returns a ProcedureDataset."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from procvid.errors import ProcvidError
+
+# name -> (module, loader); modules are imported on use so `procvid --help` stays fast
+READERS = {
+    "crosstask": ("procvid.data.crosstask", "load_crosstask"),
+    "coin": ("procvid.data.coin", "load_coin"),
+    "captaincook4d": ("procvid.data.captaincook4d", "load_captaincook4d"),
+    "niv": ("procvid.data.niv", "load_niv"),
+    "ego4d": ("procvid.data.ego4d", "load_ego4d"),
+    "graph_script": ("procvid.data.graph_script", "load_graph_script"),
+    "synthetic": ("procvid.data.synthetic_reader", "load_synthetic"),
+}
+
+# a file or folder that tells a dataset folder's format, checked in this order
+MARKERS = (
+    ("tasks.json", "synthetic"),
+    ("tasks_primary.txt", "crosstask"),
+    ("crosstask_release/tasks_primary.txt", "crosstask"),
+    ("coin_train_70.json", "coin"),
+    ("schema/coin_valid.json", "coin"),
+    ("annotation_json/complete_step_annotations.json", "captaincook4d"),
+    ("niv_action_idx.json", "niv"),
+    ("goalstep_valid.json", "ego4d"),
+    ("crosstask_wikihow_output_sequences.json", "graph_script"),
+)
+
+
+def detect_format(path: Path) -> str:
+    for marker, name in MARKERS:
+        if (path / marker).exists():
+            return name
+    raise ProcvidError(f"{path}: unrecognised dataset folder (no {', '.join(m for m, _ in MARKERS)})")
+
+
+def load_dataset(name_or_path, **kwargs):
+    """A dataset by name (one of READERS, root under the shared data folder) or by folder path."""
+    name = str(name_or_path)
+    if name in READERS:
+        module, loader = READERS[name]
+        return getattr(importlib.import_module(module), loader)(**kwargs)
+    path = Path(name_or_path)
+    if not path.exists():
+        raise ProcvidError(f"unknown dataset {name!r}: not a folder and not one of {', '.join(READERS)}")
+    if not path.is_dir():
+        raise ProcvidError(f"{path}: a dataset is a folder, not a file")
+    fmt = detect_format(path)
+    if fmt == "crosstask" and not (path / "tasks_primary.txt").exists():
+        path = path / "crosstask_release"
+    module, loader = READERS[fmt]
+    return getattr(importlib.import_module(module), loader)(root=path, **kwargs)

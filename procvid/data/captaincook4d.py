@@ -1,0 +1,117 @@
+"""CaptainCook4D (Peddi et al., NeurIPS 2024 D&B): 384 cooking recordings of 24 recipes, 24 recipe task graphs.
+
+annotation_json/complete_step_annotations.json  {recording: {activity_id, activity_name, person_id, environment,
+    steps: [{step_id, start_time, end_time, description, has_errors}]}}; start = end = -1: step not performed
+annotation_json/error_annotations.json          [{recording_id, is_error, ...}]
+data_splits/recordings_data_split_combined.json {train|val|test: [recording ids]}
+task_graphs/<recipe>.json                        {steps: {node: text}, edges: [[a, b], ...]}; a -> b, node 0 is
+    START and the last node END; node ids are the graph's own, steps are matched to recordings by text
+dtgl/task_graph_generation_annotations.json      {annotations: {...}, taxonomy: {recipe: {step: {name}}}}: the 194
+    error-free recordings that Differentiable Task Graph Learning (Seminara et al., NeurIPS 2024) learns from
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from procvid.data.files import dataset_root, read_json
+from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
+from procvid.errors import ProcvidError
+
+
+def recipe_slug(activity_name: str) -> str:
+    """'Herb Omelet with Fried Tomatoes' -> 'herbomeletwithfriedtomatoes' (the task-graph file stem)."""
+    return activity_name.lower().replace(" ", "")
+
+
+def load_captaincook4d(root=None) -> ProcedureDataset:
+    """All recordings; tasks are recipes keyed by slug; steps with start -1 go to meta["missing_steps"]."""
+    root = dataset_root(root, "captaincook4d")
+    recordings = read_json(root / "annotation_json" / "complete_step_annotations.json")
+    error_file = root / "annotation_json" / "error_annotations.json"
+    errors = {r["recording_id"]: r["is_error"] for r in read_json(error_file)}
+    split_file = root / "data_splits" / "recordings_data_split_combined.json"
+    splits = read_json(split_file) if split_file.exists() else {}
+    split_of = {rid: split for split, ids in splits.items() for rid in ids}
+
+    tasks: dict[str, Task] = {}
+    videos = []
+    for rid, rec in recordings.items():
+        task_id = recipe_slug(rec["activity_name"])
+        if task_id not in tasks:
+            tasks[task_id] = Task(task_id, rec["activity_name"], {}, meta={"activity_id": rec["activity_id"]})
+        task = tasks[task_id]
+        segments, missing = [], []
+        for s in rec["steps"]:
+            task.steps.setdefault(s["step_id"], Step(s["step_id"], s["description"]))
+            if s["start_time"] < 0:
+                missing.append(s["step_id"])
+            else:
+                segments.append(StepSegment(s["step_id"], float(s["start_time"]), float(s["end_time"])))
+        meta = {
+            "person_id": rec["person_id"],
+            "environment": rec["environment"],
+            "is_error": errors.get(rid),
+            "step_errors": [s["step_id"] for s in rec["steps"] if s["has_errors"]],
+            "missing_steps": missing,
+        }
+        videos.append(VideoAnnotation(rid, task_id, segments, split_of.get(rid), meta))
+    for task in tasks.values():
+        task.steps = dict(sorted(task.steps.items()))
+    return ProcedureDataset("captaincook4d", dict(sorted(tasks.items())), videos, root)
+
+
+@dataclass
+class RecipeGraph:
+    """One recipe of the task-graph generation benchmark, in the ground-truth graph's node ids."""
+
+    recipe: str
+    steps: dict[int, str]  # graph node id -> step text (START/END excluded)
+    graph: object  # nx.DiGraph over "START", step ids, "END"; node attribute "text"
+    sequences: list[list[int]]  # key-step orders of the error-free recordings
+
+
+def read_task_graph(path) -> tuple[dict[int, str], object]:
+    """A task_graphs/<recipe>.json file as (steps, DiGraph with START/END nodes)."""
+    import networkx as nx
+
+    from procvid.graph.script import END, START
+
+    data = read_json(path)
+    texts = {int(k): v for k, v in data["steps"].items()}
+    special = {k: v for k, v in texts.items() if v in (START, END)}
+    if sorted(special.values()) != [END, START]:
+        raise ProcvidError(f"{path}: expected exactly one START and one END step")
+    steps = {k: v for k, v in texts.items() if k not in special}
+    graph = nx.DiGraph()
+    graph.add_node(START, text=START)
+    graph.add_nodes_from((k, {"text": v}) for k, v in steps.items())
+    graph.add_node(END, text=END)
+    graph.add_edges_from((special.get(a, a), special.get(b, b)) for a, b in data["edges"])
+    return steps, graph
+
+
+def load_captaincook4d_task_graphs(root=None) -> dict[str, RecipeGraph]:
+    """Per recipe: the human task graph and the training sequences of the DTGL task-graph benchmark.
+
+    Mirrors the DTGL code: a recording's sequence is its segments in annotation-file order with repeated
+    steps kept at their first occurrence; steps are matched to graph nodes by exact text, and where several
+    nodes share a text the step maps to the last of them (so the others are never observed).
+    """
+    root = dataset_root(root, "captaincook4d")
+    dtgl = read_json(root / "dtgl" / "task_graph_generation_annotations.json")
+    recipes = {}
+    for recipe, taxonomy in sorted(dtgl["taxonomy"].items()):
+        steps, graph = read_task_graph(root / "task_graphs" / f"{recipe}.json")
+        node_of_text = {text: node for node, text in steps.items()}  # later nodes win, as in DTGL
+        try:
+            node_of_step = {int(k): node_of_text[v["name"]] for k, v in taxonomy.items()}
+        except KeyError as e:
+            raise ProcvidError(f"recipe {recipe}: step {e.args[0]!r} is not in its task graph") from None
+        sequences = []
+        for rec in dtgl["annotations"].values():
+            if rec["scenario"] == recipe:
+                nodes = [node_of_step[s["step_id"]] for s in rec["segments"]]
+                sequences.append(list(dict.fromkeys(nodes)))
+        recipes[recipe] = RecipeGraph(recipe, steps, graph, sequences)
+    return recipes

@@ -1,0 +1,1 @@
+"""Evaluation metrics, one module per family (segmentation, graph, ...), each documenting its definitions."""
