@@ -1,0 +1,68 @@
+"""Labelled frames of a synthetic world: the data behind the CLIP model and its metrics."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from procvid.errors import ProcvidError
+
+
+@dataclass
+class LabelledFrames:
+    frames: np.ndarray  # uint8 [N, H, W, 3]
+    step: np.ndarray  # [N] step id (1-based) within the frame's task
+    task: np.ndarray  # [N] task index into `tasks`
+    video: np.ndarray  # [N] video index into `videos`
+    tasks: list[dict]  # tasks.json entries
+    videos: list[str]
+
+    def text_index(self) -> tuple[list[str], np.ndarray]:
+        """All step texts (task order) and, per frame, the index of its step's text."""
+        texts, offsets = [], []
+        for t in self.tasks:
+            offsets.append(len(texts))
+            texts.extend(s["text"] for s in t["steps"])
+        return texts, np.asarray(offsets)[self.task] + self.step - 1
+
+    def task_text_ranges(self) -> list[range]:
+        ranges, start = [], 0
+        for t in self.tasks:
+            ranges.append(range(start, start + len(t["steps"])))
+            start += len(t["steps"])
+        return ranges
+
+
+def load_world_frames(world: str | Path, fps: float = 2.0, size: int = 64, videos: list[str] | None = None,
+                      progress: bool = True) -> LabelledFrames:
+    """Decode frames at `fps` from a synthetic world; keep those inside a step (not idle gaps)."""
+    from tqdm import tqdm
+
+    from procvid.video import Sampling, read_frames
+
+    world = Path(world)
+    if not (world / "videos.csv").exists():
+        raise ProcvidError(f"{world}: not a synthetic world (no videos.csv); create one with `procvid synth`")
+    tasks = json.loads((world / "tasks.json").read_text())
+    task_index = {t["id"]: i for i, t in enumerate(tasks)}
+    with open(world / "videos.csv") as f:
+        rows = [r for r in csv.DictReader(f) if videos is None or r["video_id"] in videos]
+    out = {k: [] for k in ("frames", "step", "task", "video")}
+    for vi, row in enumerate(tqdm(rows, desc="decoding frames", unit="video", disable=not progress)):
+        labels = np.load(world / "labels" / f"{row['video_id']}.npy")
+        frames, times = read_frames(world / row["path"], Sampling(fps=fps), size=size)
+        step = labels[np.clip(np.round(times * float(row["fps"])).astype(int), 0, len(labels) - 1)]
+        keep = step > 0
+        out["frames"].append(frames[keep])
+        out["step"].append(step[keep].astype(np.int64))
+        out["task"].append(np.full(keep.sum(), task_index[row["task_id"]]))
+        out["video"].append(np.full(keep.sum(), vi))
+    return LabelledFrames(
+        **{k: np.concatenate(v) for k, v in out.items()},
+        tasks=tasks,
+        videos=[r["video_id"] for r in rows],
+    )
