@@ -18,6 +18,7 @@ COMMANDS = {
     "embed": "embed",
     "train": "train",
     "graph": "graph",
+    "eval": "eval",
 }
 
 
