@@ -15,6 +15,8 @@ from procvid.errors import ProcvidError
 
 # Subcommand name -> module under procvid.commands. Add new commands here.
 COMMANDS = {
+    "demo": "demo",
+    "synth": "synth",
     "embed": "embed",
     "train": "train",
     "graph": "graph",

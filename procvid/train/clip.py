@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
@@ -143,7 +144,8 @@ class ClipModule(L.LightningModule):
         def schedule(step):  # linear warmup, cosine decay
             if step < warm:
                 return (step + 1) / max(1, warm)
-            return 0.5 * (1 + np.cos(np.pi * min(1.0, (step - warm) / max(1, total - warm))))
+            # a plain float: numpy scalars in the scheduler state break weights-only checkpoint loading
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
         return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
                                                    "interval": "step"}}
