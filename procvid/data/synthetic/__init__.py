@@ -1,0 +1,77 @@
+"""Synthetic procedural-video world: instructional-style videos rendered from ground-truth graphs.
+
+Each task is a DAG of steps (preconditions, optional steps, interchangeable pairs) acting on a
+top-down table scene. A video follows a random valid order of its task; every step changes the
+scene gradually and lastingly (objects are carried in, grow, move, change colour or shape) while a
+hand moves continuously through steps and idle gaps, so raw frame differences do not give the
+boundaries away.
+Camera jitter, lighting drift and sensor noise scale with `difficulty`.
+
+On-disk layout written by generate_world() (readers rely on it):
+
+    OUT/world.json, tasks.json, tasks_primary.txt (CrossTask format), videos.csv,
+        graphs/<task>.json (networkx node-link, edges="edges"), videos/<video>.mp4,
+        annotations/<task>_<video>.csv (CrossTask rows "step,start,end"), labels/<video>.npy (int16)
+
+Frame i (time i/fps) has label k iff start <= i/fps < end for the annotation row of step k: all
+step boundaries lie on frames whose times are exact multiples of 0.01 s.
+
+Modules: `tasks` (task definitions, graphs, orders), `plan` (video order and step timing),
+`render` (scene state and frames), `world` (encoding, generate_world). All public names are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+from .plan import MIN_STEP_FRAMES, VideoPlan, frame_grid, min_video_duration, plan_video
+from .render import (
+    ARM_RADIUS,
+    CARRY,
+    HAND_RADIUS,
+    SKIN,
+    SLEEVES,
+    TOOL,
+    TOOL_COLOR,
+    TOOL_TIP,
+    iter_video_frames,
+    render_state,
+    render_video_frames,
+)
+from .tasks import (
+    BLACK,
+    BLUE,
+    GREEN,
+    GREY,
+    ORANGE,
+    PINK,
+    PURPLE,
+    RED,
+    RGB,
+    SKIP_PROB,
+    WHITE,
+    YELLOW,
+    Action,
+    Obj,
+    Point,
+    Scene,
+    TaskSpec,
+    sample_order,
+    task_graph,
+    task_spec,
+    task_specs,
+)
+from .world import CRF, encode_video, generate_world, video_codec
+
+__all__ = [
+    # tasks
+    "RGB", "Point", "SKIP_PROB", "Obj", "Action", "Scene", "TaskSpec",
+    "WHITE", "RED", "GREEN", "BLUE", "YELLOW", "ORANGE", "PURPLE", "PINK", "GREY", "BLACK",
+    "task_specs", "task_spec", "task_graph", "sample_order",
+    # plan
+    "MIN_STEP_FRAMES", "VideoPlan", "frame_grid", "min_video_duration", "plan_video",
+    # render
+    "CARRY", "TOOL", "SKIN", "SLEEVES", "HAND_RADIUS", "ARM_RADIUS", "TOOL_TIP", "TOOL_COLOR",
+    "render_state", "iter_video_frames", "render_video_frames",
+    # world
+    "CRF", "video_codec", "encode_video", "generate_world",
+]

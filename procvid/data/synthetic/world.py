@@ -1,0 +1,214 @@
+"""Encoding and the world on disk: mp4 encoding and generate_world (layout in the package
+docstring), with a process pool for the videos."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from procvid.errors import ProcvidError
+
+from .plan import VideoPlan, min_video_duration, plan_video
+from .render import iter_video_frames
+from .tasks import TaskSpec, task_graph, task_spec, task_specs
+
+# Named after the package (procvid.data.synthetic), as before the split into modules.
+log = logging.getLogger(__package__)
+
+CRF = 20  # x264 quality (without mb-tree): small renders stay crisp
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def video_codec() -> str:
+    """libx264 when the bundled ffmpeg has it, else mpeg4."""
+    import av
+
+    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+
+def encode_video(frames: Iterator[np.ndarray], path: Path, fps: float, size: int) -> None:
+    """Write RGB frames to an mp4 atomically (temp file + os.replace), deterministically."""
+    import av
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    codec = video_codec()
+    options = {}
+    if codec == "libx264":
+        # x264's mb-tree rate control makes the first encode in a process differ from later ones, so
+        # it is off (crf 20 without it ~ crf 18 with it in quality and size).
+        options = {"crf": str(CRF), "preset": "veryfast", "x264-params": "no-mbtree=1"}
+    rate = Fraction(fps).limit_denominator(1000)
+    with av.open(str(tmp), mode="w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=rate, options=options)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = 1  # threaded x264 is not deterministic; the pool is
+        if codec != "libx264":
+            stream.bit_rate = 40 * size * size  # ~ 4 bits per pixel-frame: crisp at small sizes
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- world on disk
+
+
+def _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_duration, workers):
+    if num_videos < 1:
+        raise ProcvidError(f"number of videos must be at least 1, got {num_videos}")
+    if seed < 0:
+        raise ProcvidError(f"seed must be >= 0, got {seed}")
+    if not 0.0 <= difficulty <= 1.0:
+        raise ProcvidError(f"difficulty must be in [0, 1], got {difficulty}")
+    if not 32 <= size <= 512 or size % 2:
+        raise ProcvidError(f"size must be an even number of pixels in [32, 512], got {size}")
+    if not 1.0 <= fps <= 100.0:
+        raise ProcvidError(f"fps must be in [1, 100], got {fps}")
+    shortest = min_video_duration(fps)  # also rejects fps without a 0.01 s frame grid
+    if min_duration < shortest:
+        raise ProcvidError(f"min duration must be at least {shortest:.1f} s at {fps:g} fps, "
+                           f"got {min_duration}")
+    if min_duration > max_duration:
+        raise ProcvidError(f"min duration ({min_duration}) is larger than max duration "
+                           f"({max_duration})")
+    if max_duration > 3600:
+        raise ProcvidError(f"max duration must be at most 3600 s, got {max_duration}")
+    if workers < 1:
+        raise ProcvidError(f"workers must be at least 1, got {workers}")
+
+
+def _write_atomic(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def _claim_dir(out: Path, world: dict) -> None:
+    """Refuse to write into a directory holding anything but this very world (resume is fine)."""
+    meta = out / "world.json"
+    if meta.exists():
+        if json.loads(meta.read_text()) != world:
+            raise ProcvidError(f"{out} holds a different synthetic world (world.json differs); "
+                               "use another --out or delete it")
+        log.info("resuming the synthetic world in %s", out)
+        return
+    if out.exists() and not out.is_dir():
+        raise ProcvidError(f"{out} is a file, not a directory")
+    if out.exists() and any(out.iterdir()):
+        raise ProcvidError(f"{out} is not empty and holds no synthetic world; use another --out")
+    _write_atomic(meta, json.dumps(world, indent=2) + "\n")
+
+
+def _write_tasks(out: Path, specs: list[TaskSpec]) -> None:
+    import networkx as nx
+
+    tasks = [{"id": t.id, "name": t.name, "steps": [{"id": i, "text": s} for i, s in t.steps]}
+             for t in specs]
+    _write_atomic(out / "tasks.json", json.dumps(tasks, indent=2) + "\n")
+    # CrossTask blocks: id, name, url, number of steps, comma-separated steps, blank line.
+    primary = "".join(f"{t.id}\n{t.name}\nsynthetic\n{len(t.steps)}\n"
+                      f"{','.join(text for _, text in t.steps)}\n\n" for t in specs)
+    _write_atomic(out / "tasks_primary.txt", primary)
+    for spec in specs:
+        data = nx.node_link_data(task_graph(spec), edges="edges")
+        _write_atomic(out / "graphs" / f"{spec.id}.json", json.dumps(data, indent=1) + "\n")
+
+
+def _write_truth(out: Path, plan: VideoPlan) -> None:
+    """Annotation and per-frame labels of a video (kept when already there)."""
+    annotation = out / "annotations" / f"{plan.task_id}_{plan.video_id}.csv"
+    if not annotation.exists():
+        _write_atomic(annotation, plan.annotation_csv())
+    labels = out / "labels" / f"{plan.video_id}.npy"
+    if not labels.exists():
+        _write_atomic(labels, _npy_bytes(plan.labels()))
+
+
+def _write_index(out: Path, plans: list[VideoPlan]) -> None:
+    rows = ["video_id,task_id,path,num_frames,fps,duration,order"]
+    rows += [f"{p.video_id},{p.task_id},{p.path},{p.num_frames},{p.fps!r},{p.duration:.2f},"
+             f"{'-'.join(map(str, p.order))}" for p in plans]
+    _write_atomic(out / "videos.csv", "\n".join(rows) + "\n")
+
+
+def _render_job(job: tuple) -> str:
+    """Worker: render and encode one video (module-level so the process pool can pickle it)."""
+    out, plan, seed, size, difficulty = job
+    rng = np.random.default_rng([seed, plan.index, 1])
+    frames = iter_video_frames(task_spec(plan.task_id), plan, rng, size, difficulty)
+    encode_video(frames, Path(out) / plan.path, plan.fps, size)
+    return plan.video_id
+
+
+def generate_world(
+    out_dir: str | os.PathLike,
+    num_videos: int = 100,
+    seed: int = 0,
+    difficulty: float = 0.5,
+    size: int = 96,
+    fps: float = 10.0,
+    min_duration: float = 30.0,
+    max_duration: float = 90.0,
+    workers: int = 2,
+    progress: bool = True,
+) -> Path:
+    """Write a synthetic world (layout in the package docstring); resumes an interrupted run."""
+    from tqdm import tqdm
+
+    _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_duration, workers)
+    out = Path(out_dir)
+    # Durations are recorded too: resuming with other durations would mix two different worlds.
+    world = {"version": 1, "seed": seed, "difficulty": float(difficulty), "size": size,
+             "fps": float(fps), "num_videos": num_videos, "min_duration": float(min_duration),
+             "max_duration": float(max_duration)}
+    _claim_dir(out, world)
+    specs = task_specs()
+    _write_tasks(out, specs)
+    plans = [plan_video(specs[i % len(specs)], i, seed, fps, min_duration, max_duration)
+             for i in range(num_videos)]
+    for plan in plans:
+        _write_truth(out, plan)
+    (out / "videos").mkdir(exist_ok=True)
+    # Longest first so the pool's last jobs are short ones.
+    todo = sorted((p for p in plans if not (out / p.path).exists()), key=lambda p: -p.num_frames)
+    if len(todo) < len(plans):
+        log.info("keeping %d existing videos", len(plans) - len(todo))
+    jobs = [(str(out), plan, seed, size, difficulty) for plan in todo]
+    with tqdm(total=len(plans), initial=len(plans) - len(todo), unit="video", disable=not progress,
+              desc="synth") as bar:
+        for _ in _run_jobs(jobs, workers):
+            bar.update()
+    _write_index(out, plans)
+    return out
+
+
+def _run_jobs(jobs: list[tuple], workers: int) -> Iterator[str]:
+    if workers == 1 or len(jobs) <= 1:
+        yield from map(_render_job, jobs)
+        return
+    import multiprocessing
+
+    # spawn: safe even when the caller has started threads (torch, tqdm monitors).
+    with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
+        yield from pool.imap_unordered(_render_job, jobs)
