@@ -52,7 +52,9 @@ def run(args) -> int:
         truth = [(s.start, s.end, s.step_id) for s in video.segments]
         scores.append(evaluate(pred, truth, times, tolerance=1.0))
     seg = summarize(scores)
-    print("      " + ", ".join(f"{k} {v:.2f}" for k, v in seg.items()))
+    print(f"      boundary F1 (+-1 s) {seg['boundary_f1']:.2f} (P {seg['boundary_precision']:.2f}, "
+          f"R {seg['boundary_recall']:.2f}); MoF {seg['mof']:.1f}; F1@10/25/50 {seg['f1@10']:.1f}/"
+          f"{seg['f1@25']:.1f}/{seg['f1@50']:.1f}; Edit {seg['edit']:.1f} over {len(scores)} videos")
 
     print(f"[4/4] graph scripts per task from the videos' step orders -> {out / 'graphs'}")
     graph_rows = []
@@ -61,6 +63,7 @@ def run(args) -> int:
         write_all(graph, out / "graphs", task_id, title=task.name)
         graph_rows.append(graph_scores(graph, data.graphs[task_id]))
     g = macro_average(graph_rows)
-    print(f"      graph F1 against the true task graphs (macro over {len(graph_rows)} tasks): {g.f1:.1f}")
+    print(f"      graph F1 against the true task graphs: {g.f1:.1%} (macro over {len(graph_rows)} tasks, "
+          f"{len(data.videos) // len(data.tasks)} videos each)")
     print(f"done: features in {out / 'features'}, task graphs (PNG, JSON, GraphML, DOT) in {out / 'graphs'}")
     return 0
