@@ -18,6 +18,7 @@ COMMANDS = {
     "demo": "demo",
     "synth": "synth",
     "embed": "embed",
+    "segment": "segment",
     "train": "train",
     "graph": "graph",
     "eval": "eval",

@@ -11,6 +11,7 @@ EXAMPLES = [
 # nested subcommand -> module defining HELP, EXAMPLES, add_arguments(p), run(args)
 SUBCOMMANDS = {
     "encoder": "procvid.commands.eval_encoder",
+    "segment": "procvid.commands.eval_segment",
 }
 
 

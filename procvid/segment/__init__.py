@@ -22,6 +22,7 @@ DETECTORS: dict[str, str] = {
     "novelty": "procvid.segment.baselines:NoveltyDetector",
     "kcpd": "procvid.segment.baselines:KernelCPDDetector",
     "uniform": "procvid.segment.baselines:UniformDetector",
+    "sbd": "procvid.segment.sbd:SBDDetector",
 }
 
 

@@ -13,6 +13,7 @@ import importlib
 # MODEL name -> (LightningModule, LightningDataModule) import paths. Add new models here.
 MODELS = {
     "clip": ("procvid.train.clip:ClipModule", "procvid.train.clip:SyntheticFramesDataModule"),
+    "sbd": ("procvid.train.sbd:SBDModule", "procvid.train.sbd:EmbeddingChunksDataModule"),
 }
 
 

@@ -1,0 +1,105 @@
+"""Timeline figure of one segmented video: key-frame thumbnails, a self-similarity strip with the
+detected (and ground-truth) boundaries, and the segments as bars, all on one time axis.
+
+The strip is the band of the self-similarity matrix around its diagonal, laid out along time:
+row l, column t is cos(x_t, x_{t+l}). Within a step the band stays bright; a boundary shows as a
+dark wedge that opens at the boundary frame.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+MAX_LAG = 24  # rows of the similarity strip (frames)
+THUMB_INCHES = 0.85  # thumbnail height
+
+
+def similarity_strip(X: np.ndarray, max_lag: int = MAX_LAG) -> np.ndarray:
+    """[L, T] with S[l-1, t] = cos(x_t, x_{t+l}) for l = 1..L (NaN past the end)."""
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    T = len(X)
+    lags = max(1, min(max_lag, T - 1))
+    S = np.full((lags, T), np.nan)
+    for lag in range(1, lags + 1):
+        S[lag - 1, : T - lag] = np.einsum("td,td->t", X[:-lag], X[lag:])
+    return S
+
+
+def _image(thumb):
+    if isinstance(thumb, (str, os.PathLike)):
+        from PIL import Image
+
+        with Image.open(thumb) as im:
+            return np.asarray(im.convert("RGB"))
+    return np.asarray(thumb)
+
+
+def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray, segments, gt=None,
+                  thumbnails=None, title: str | None = None) -> Path:
+    """Write the figure (PNG) for ``segments`` (procvid.segment.Segment list) of embeddings ``X``.
+
+    ``gt``: optional (start, end, label) ground-truth steps in seconds. ``thumbnails``: optional
+    key-frame images (arrays or image files), one per segment; as many as fit are shown.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    t = np.asarray(timestamps, dtype=np.float64)
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    t_end = t[-1] + step
+    strip = similarity_strip(np.asarray(X, dtype=np.float32))
+    rows = [1.2] * (thumbnails is not None) + [1.4, 0.9]
+    width = 14.0
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, sum(rows) + 0.6), sharex=True,
+                             gridspec_kw={"height_ratios": rows}, squeeze=False)
+    axes = axes[:, 0]
+    ax_thumb = axes[0] if thumbnails is not None else None
+    ax_sim, ax_bar = axes[-2], axes[-1]
+
+    im = ax_sim.imshow(strip, aspect="auto", interpolation="nearest", cmap="viridis",
+                       extent=[t[0], t_end, len(strip) * step, 0.0])
+    ax_sim.set_ylabel("lag (s)")
+    fig.colorbar(im, ax=list(axes), pad=0.01, fraction=0.02, label="cosine similarity")
+    pred_b = [s.start for s in segments[1:]]
+    gt = sorted(gt or [])
+    gt_b = sorted({x for s, e, _ in gt for x in (s, e) if t[0] < x < t_end})
+    for b in pred_b:
+        ax_sim.axvline(b, color="red", lw=1.2)
+    for b in gt_b:
+        ax_sim.axvline(b, color="white", lw=1.0, ls="--")
+
+    cmap = plt.get_cmap("tab20")
+    for i, s in enumerate(segments):
+        ax_bar.broken_barh([(s.start, s.end - s.start)], (1.1, 0.8), color=cmap(i % 20), ec="black", lw=0.5)
+        ax_bar.plot([t[s.keyframe]], [1.5], marker="v", color="black", ms=4)
+    steps = sorted({str(label) for _, _, label in gt})
+    for s, e, label in gt:
+        ax_bar.broken_barh([(s, e - s)], (0.1, 0.8), color=cmap(steps.index(str(label)) % 20), ec="black", lw=0.5)
+        ax_bar.text((s + e) / 2, 0.5, str(label), ha="center", va="center", fontsize=7, clip_on=True)
+    ax_bar.set_yticks([1.5] + [0.5] * bool(gt), ["detected"] + ["truth"] * bool(gt))
+    ax_bar.set_ylim(0 if gt else 1.0, 2.0)
+    ax_bar.set_xlabel("time (s)")
+    ax_bar.set_xlim(t[0], t_end)
+
+    if ax_thumb is not None:
+        ax_thumb.set_ylim(0, 1)
+        ax_thumb.axis("off")
+        fit = max(1, int(width * 0.9 / THUMB_INCHES / 1.4))
+        show = np.unique(np.linspace(0, len(segments) - 1, min(fit, len(segments))).round().astype(int))
+        for i in show:
+            img = _image(thumbnails[i])
+            box = OffsetImage(img, zoom=THUMB_INCHES * fig.dpi / img.shape[0])
+            ax_thumb.add_artist(AnnotationBbox(box, (t[segments[i].keyframe], 0.5), frameon=False))
+    legend = f"red: detected boundaries{', white dashed: ground truth' if gt_b else ''}; v: key frames"
+    fig.suptitle(f"{title or ''}\n{legend}".strip(), fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=fig.dpi)
+    plt.close(fig)
+    return path

@@ -1,0 +1,252 @@
+"""SBD: surprise-based boundary detection with a learned next-embedding predictor.
+
+A small causal transformer (sliding-window attention over the last ``window`` frames per layer)
+predicts the embedding of frame t from the frames before it, as a correction of frame t-1, so
+"nothing changes" is the easy default. It is trained self-supervised on unlabeled features
+(:mod:`procvid.train.sbd`), so it learns what ordinary motion within a step looks like; its
+prediction error ("surprise") 1 - cos(prediction, x_t) is low inside a step and jumps where a
+new step starts, or where the ongoing change stops, because neither can be foreseen from the past.
+
+Unknown K, read online from the start of the video: frame t opens a new segment when its error
+exceeds the mean of the errors since the last boundary by ``threshold`` times their spread
+(standard deviation, at least ``min_spread``) and by at least ``min_jump`` in absolute terms,
+and the current segment is at least ``min_segment_s`` long. After a boundary the statistics
+restart, and so does the predictor's context: the frames after the boundary are predicted from
+frames of the new segment only (as at the start of a training chunk), so the old step's motion
+does not leak into the new segment's surprise. Score: the error's gap above the
+mean in units of the spread.
+
+Known K: the peaks of the error curve with non-maximum suppression (peaks closer than
+``min_segment_s`` keep only the higher), scored by their error; the base class keeps the
+K-1 highest.
+
+The predictor is tied to its encoder: the shipped checkpoint (checkpoints/procvid-sbd/) was
+trained on features of the `default` encoder, and its JSON config records that encoder's id;
+:attr:`SBDDetector.encoder` exposes it so callers can warn when features come from another one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.signal import find_peaks
+from torch import nn
+
+from procvid.errors import ProcvidError
+from procvid.paths import CHECKPOINTS_DIR
+from procvid.segment.base import Detector, seconds_to_frames
+
+DEFAULT_CHECKPOINT = CHECKPOINTS_DIR / "procvid-sbd" / "sbd.safetensors"
+
+
+class WindowBlock(nn.Module):
+    """Pre-norm transformer block in which token t attends to tokens t-window+1 .. t only (causal
+    sliding window), with a learned bias per head and relative offset as position information.
+    Every token is computed once, so a T-frame video costs O(T * window * width), not O(T^2)."""
+
+    def __init__(self, width: int, heads: int, window: int):
+        super().__init__()
+        self.heads, self.window = heads, window
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.bias = nn.Parameter(torch.zeros(heads, window))  # [head, offset], offset 0 = the token itself
+        self.ff = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """[B, T, width] -> [B, T, width]."""
+        B, T, C = h.shape
+        H, W = self.heads, self.window
+        q, k, v = self.qkv(self.norm1(h)).chunk(3, dim=-1)
+
+        def windows(x):  # [B, T, C] -> [B, T, W, H, C/H], slot w holds token t - (W-1) + w
+            x = F.pad(x, (0, 0, W - 1, 0))
+            return x.unfold(1, W, 1).transpose(-1, -2).reshape(B, T, W, H, C // H)
+
+        scores = torch.einsum("bthd,btwhd->bthw", q.reshape(B, T, H, C // H), windows(k)) / math.sqrt(C // H)
+        scores = scores + self.bias.flip(-1)  # slot w is offset W-1-w
+        before_start = torch.arange(T, device=h.device)[:, None] - (W - 1) + torch.arange(W, device=h.device) < 0
+        scores = scores.masked_fill(before_start[None, :, None, :], float("-inf"))
+        out = torch.einsum("bthw,btwhd->bthd", scores.softmax(-1), windows(v)).reshape(B, T, C)
+        h = h + self.proj(out)
+        return h + self.ff(self.norm2(h))
+
+
+class NextEmbeddingPredictor(nn.Module):
+    """Causal sliding-window transformer: embeddings [.., T, D] -> unit predictions of frames 1..T.
+
+    The prediction of frame t+1 is read from token t; it sees frames t - :attr:`context` .. t.
+    """
+
+    def __init__(self, dim: int, window: int = 8, width: int = 64, layers: int = 2, heads: int = 4):
+        super().__init__()
+        self.config = dict(dim=dim, window=window, width=width, layers=layers, heads=heads)
+        self.inp = nn.Linear(dim, width)
+        self.blocks = nn.Sequential(*(WindowBlock(width, heads, window) for _ in range(layers)))
+        self.out = nn.Linear(width, dim)
+        nn.init.zeros_(self.out.weight)  # start as "copy the last frame"
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def context(self) -> int:
+        """How many earlier frames a prediction can see (the receptive field)."""
+        return self.config["layers"] * (self.config["window"] - 1)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """[B, T, D] unit rows -> [B, T, D]: row t predicts frame t+1 (a correction of frame t)."""
+        return F.normalize(X + self.out(self.blocks(self.inp(X))), dim=-1)
+
+    def errors(self, X: torch.Tensor) -> torch.Tensor:
+        """Surprise 1 - cos(prediction, x_t) of every frame of X [T, D] given the frames before it
+        in X; the first frame, with no past, has error 0."""
+        if len(X) < 2:
+            return X.new_zeros(len(X))
+        pred = self(X[None, :-1])[0]
+        return torch.cat([X.new_zeros(1), 1.0 - (pred * X[1:]).sum(-1)])
+
+
+def config_path(checkpoint: Path) -> Path:
+    return checkpoint.with_suffix(".json")
+
+
+def save_predictor(model: NextEmbeddingPredictor, path: str | Path, **info) -> Path:
+    """Weights as safetensors plus a JSON config (architecture and ``info``, e.g. the encoder id)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}, str(path))
+    config_path(path).write_text(json.dumps({"architecture": model.config, **info}, indent=2) + "\n")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, mtime_ns: int) -> tuple[NextEmbeddingPredictor, dict]:
+    from safetensors.torch import load_file
+
+    cfg_file = config_path(Path(path))
+    try:
+        config = json.loads(cfg_file.read_text())
+        model = NextEmbeddingPredictor(**config["architecture"])
+        model.load_state_dict(load_file(path))
+    except FileNotFoundError:
+        raise ProcvidError(f"sbd: checkpoint config missing: {cfg_file}") from None
+    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
+        raise ProcvidError(f"sbd: cannot load checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
+    return model.eval().requires_grad_(False), config
+
+
+def load_predictor(checkpoint: str | Path | None = None) -> tuple[NextEmbeddingPredictor, dict]:
+    """The predictor and its config from a .safetensors path (default: the shipped checkpoint)."""
+    path = Path(checkpoint or DEFAULT_CHECKPOINT)
+    if not path.is_file():
+        hint = " (train it: procvid train sbd --config configs/train/sbd.yaml)" if not checkpoint else ""
+        raise ProcvidError(f"sbd: checkpoint not found: {path}{hint}")
+    return _load(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """The predictor's matrices are tiny: thread start-up costs more than it saves, and far more
+    when the cores are busy with other work (several times slower on 2 shared cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class SBDDetector(Detector):
+    """Boundaries where the learned predictor's surprise jumps above the current segment's level."""
+
+    name: ClassVar[str] = "sbd"
+
+    checkpoint: str = ""
+    """Predictor weights (.safetensors with a .json config beside it); empty: the shipped one."""
+    threshold: float = 3.0
+    """How many spreads above the segment's mean error a boundary's error must be."""
+    min_jump: float = 0.05
+    """Smallest absolute rise of the error (1 - cosine) over the segment's mean that counts."""
+    min_spread: float = 0.02
+    """Floor of the spread, so a very steady segment does not make every wobble a boundary."""
+    min_segment_s: float = 1.0
+    """Minimum segment length, and no boundary closer than this to the video's end."""
+
+    @property
+    def encoder(self) -> str | None:
+        """Id of the encoder whose features the predictor was trained on."""
+        return load_predictor(self.checkpoint)[1].get("encoder")
+
+    def find_boundaries(self, X, step, num_segments):
+        model, _ = load_predictor(self.checkpoint)
+        dim = model.config["dim"]
+        if X.shape[1] != dim:
+            raise ProcvidError(
+                f"sbd: features have {X.shape[1]} dims but the predictor expects {dim}; "
+                f"embed with the encoder it was trained on ({self.encoder})"
+            )
+        gap = seconds_to_frames(self.min_segment_s, step)
+        Xt = torch.from_numpy(X)
+        with _one_thread(), torch.inference_mode():
+            errors = model.errors(Xt).numpy().astype(np.float64)
+        if num_segments is not None:
+            candidates = errors.copy()
+            candidates[:gap] = -np.inf  # no segment shorter than `gap` at either end
+            candidates[len(X) - gap + 1 :] = -np.inf
+            peaks, _ = find_peaks(candidates, distance=gap)
+            return peaks, errors[peaks]
+
+        def restart(b: int) -> None:
+            """Predict the frames after boundary b from the new segment's frames only."""
+            part = Xt[b : b + model.context + 1]
+            with _one_thread(), torch.inference_mode():
+                errors[b : b + len(part)] = model.errors(part).numpy()
+
+        return surprise_boundaries(errors, gap, self.threshold, self.min_jump, self.min_spread, restart)
+
+
+def surprise_boundaries(errors: np.ndarray, gap: int, threshold: float, min_jump: float, min_spread: float,
+                        restart=None) -> tuple[np.ndarray, np.ndarray]:
+    """The online rule on an error curve: boundaries (frame indices) and their scores.
+
+    Frame t (with t - last boundary >= gap and T - t >= gap) is a boundary when
+    errors[t] - mean >= max(threshold * max(std, min_spread), min_jump), mean/std taken over the
+    errors of the frames since the last boundary (frame 0 counts as one), except the boundary
+    frame (its error is the jump into the segment) and the frame after it (predicted from a single
+    frame, so its error measures motion, not surprise). ``restart(b)``, if given, may rewrite ``errors`` from b on
+    (the predictor restarting its context there) before they are read.
+    """
+    T = len(errors)
+    bounds, scores = [], []
+    last = 0
+    n = 0
+    mean = m2 = 0.0
+    for t in range(1, T):
+        e = float(errors[t])
+        if n and t - last >= gap and T - t >= gap:
+            spread = max(math.sqrt(m2 / n), min_spread)
+            if e - mean >= max(threshold * spread, min_jump):
+                bounds.append(t)
+                scores.append((e - mean) / spread)
+                last, n, mean, m2 = t, 0, 0.0, 0.0
+                if restart is not None:
+                    restart(t)
+                continue
+        if t == last + 1:
+            continue  # predicted from one frame, before any motion is known: not a surprise
+        n += 1  # Welford's running mean and variance of the segment's errors
+        d = e - mean
+        mean += d / n
+        m2 += d * (e - mean)
+    return np.asarray(bounds, dtype=np.int64), np.asarray(scores, dtype=np.float64)

@@ -1,0 +1,147 @@
+"""Self-supervised training of the SBD next-embedding predictor on unlabeled frame embeddings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from procvid.errors import ProcvidError
+from procvid.segment.sbd import NextEmbeddingPredictor, save_predictor
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddingChunksDataModule(L.LightningDataModule):
+    """Fixed-length chunks of consecutive embeddings from a folder of feature files (procvid embed's
+    output), split into train / val by video. No labels are read.
+
+    If `world` is given, its videos are first embedded into `features` with `encoder` at `fps`
+    (resuming: valid entries are kept), and the world itself is generated if missing (`num_videos`
+    videos from `world_seed`), so a run is reproducible from its config alone. Training chunks are
+    also taken at every `stride`-th frame, so the predictor sees slower sampling rates too.
+    """
+
+    def __init__(self, features: str = "datasets/synth/train_features", world: str | None = "datasets/synth/train",
+                 num_videos: int = 120, world_seed: int = 0, encoder: str = "default", fps: float = 2.0,
+                 chunk: int = 24, strides: tuple[int, ...] = (1, 2), val_fraction: float = 0.1, batch_size: int = 64,
+                 num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        self.save_hyperparameters()
+
+    def prepare_data(self):
+        hp = self.hparams
+        if hp.world is None:
+            return
+        from procvid.data.synthetic import generate_world
+        from procvid.embedding import embed_videos
+        from procvid.encoders import load_encoder
+        from procvid.video import Sampling, find_videos
+
+        if not (Path(hp.world) / "videos.csv").exists():
+            generate_world(hp.world, num_videos=hp.num_videos, seed=hp.world_seed)
+        summary = embed_videos(find_videos([Path(hp.world) / "videos"]), hp.features, load_encoder(hp.encoder),
+                               Sampling(fps=hp.fps), progress=False)
+        log.info("features for training: %s", summary.line())
+
+    def setup(self, stage=None):
+        from procvid.features import load_features
+
+        if hasattr(self, "train_set"):
+            return
+        hp = self.hparams
+        sidecars = sorted(p for p in Path(hp.features).rglob("*.json") if p.with_suffix(".safetensors").exists())
+        if not sidecars:
+            raise ProcvidError(f"{hp.features}: no feature files (procvid embed writes them)")
+        sequences, encoders = [], set()
+        for p in sidecars:
+            emb, _, meta = load_features(p)
+            sequences.append(emb)
+            encoders.add(meta.get("encoder"))
+        if len(encoders) > 1:
+            raise ProcvidError(f"{hp.features}: features of several encoders ({', '.join(map(str, encoders))})")
+        self.encoder, self.dim = encoders.pop(), sequences[0].shape[1]
+        rng = np.random.default_rng(hp.seed)
+        n_val = max(1, int(round(hp.val_fraction * len(sequences)))) if len(sequences) > 1 else 0
+        is_val = np.zeros(len(sequences), dtype=bool)
+        is_val[rng.permutation(len(sequences))[:n_val]] = True
+        train = [s for s, v in zip(sequences, is_val) if not v]
+        self.train_set = TensorDataset(self._chunks(train, hp.strides))
+        self.val_set = TensorDataset(self._chunks([s for s, v in zip(sequences, is_val) if v] or train, [1]))
+
+    def _chunks(self, sequences, strides) -> torch.Tensor:
+        """Chunks of `chunk` frames starting every chunk/2 frames, at each stride: [N, chunk, D]."""
+        size = self.hparams.chunk
+        out = [seq[o::s][i : i + size] for seq in sequences for s in strides for o in range(s)
+               for i in range(0, len(seq[o::s]) - size + 1, max(1, size // 2))]
+        if not out:
+            raise ProcvidError(f"no video is long enough for chunks of {size} frames; lower data.chunk")
+        return torch.from_numpy(np.stack(out))
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True,
+                          num_workers=self.hparams.num_workers)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=512, num_workers=self.hparams.num_workers)
+
+
+class SBDModule(L.LightningModule):
+    """Trains :class:`NextEmbeddingPredictor` to predict each frame from its `window` predecessors
+    (loss: mean 1 - cosine). Every chunk restarts the context at its first frame, which is exactly
+    what the detector does after a boundary. The input size comes from the data (`configure_model`).
+
+    After fitting, `export_path` receives the weights (safetensors) and a JSON config with the
+    architecture and the encoder id of the training features.
+    """
+
+    def __init__(self, window: int = 8, width: int = 64, layers: int = 2, heads: int = 4, lr: float = 1e-3,
+                 weight_decay: float = 0.01, export_path: str | None = None):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net: NextEmbeddingPredictor | None = None
+
+    def configure_model(self):
+        if self.net is None:
+            hp = self.hparams
+            self.net = NextEmbeddingPredictor(self.trainer.datamodule.dim, hp.window, hp.width, hp.layers, hp.heads)
+
+    def on_fit_start(self):
+        self._threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            # Tiny matrices: one thread is faster than several, and much faster on busy cores.
+            torch.set_num_threads(1)
+
+    def teardown(self, stage):
+        torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
+
+    def _losses(self, chunks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean prediction error and that of copying the last frame, over frames 1.. of each chunk."""
+        pred, target = self.net(chunks[:, :-1]), chunks[:, 1:]
+        return (1 - (pred * target).sum(-1)).mean(), (1 - (chunks[:, :-1] * target).sum(-1)).mean()
+
+    def training_step(self, batch, batch_idx):
+        loss, _ = self._losses(batch[0])
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, copy = self._losses(batch[0])
+        # Below 1: the predictor beats "nothing changes".
+        self.log_dict({"val/loss": loss, "val/vs_copy": loss / copy}, prog_bar=True)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(1, self.trainer.estimated_stepping_batches)
+        return {"optimizer": opt,
+                "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(opt, total), "interval": "step"}}
+
+    def on_fit_end(self):
+        if self.hparams.export_path and self.trainer.is_global_zero:
+            dm = self.trainer.datamodule
+            sampling = {"fps": dm.hparams.fps} if dm.hparams.world is not None else None
+            save_predictor(self.net, self.hparams.export_path, encoder=dm.encoder, sampling=sampling)

@@ -1,0 +1,227 @@
+"""Key-step segmentation benchmark on held-out synthetic videos, with PySceneDetect as outside peer.
+
+    .venv/bin/python tools/bench_segment.py                # benchmark table (unknown K, + known-K rows)
+    .venv/bin/python tools/bench_segment.py --real         # also segment the real clips, save timelines
+    .venv/bin/python tools/bench_segment.py --tune         # grid search of the sbd defaults (tuning world)
+
+The benchmark world (seed 2; the CLIP and SBD models were trained on seed 0, defaults were tuned
+on seed 3) is generated if missing and embedded with the `default` encoder at 2 fps through the
+feature cache. Every detector runs with its default parameters; boundaries are scored at +-1 s
+against the ground-truth step boundaries (a step's start and its end, idle gaps in between) on
+the 2-fps frame grid, with procvid.metrics.segmentation. PySceneDetect's ContentDetector and
+AdaptiveDetector run on the mp4s with their defaults; their cuts are scored on the same grid.
+Speed: seconds per hour of video for the detection alone (features in memory; PySceneDetect
+decodes the video itself), and the time to segment one hour of 1-fps features built by
+concatenating benchmark videos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from procvid.features import entry_paths, load_features
+from procvid.metrics.segmentation import evaluate, summarize
+from procvid.segment import get_detector
+from procvid.segment.run import format_table, read_ground_truth
+
+METHODS = ["sbd", "uvd", "novelty", "kcpd", "uniform"]
+TUNE_GRID = {"threshold": [2.0, 2.5, 3.0, 4.0], "min_jump": [0.0, 0.02, 0.05, 0.1],
+             "min_spread": [0.01, 0.02, 0.04], "min_segment_s": [0.5, 1.0, 1.5]}
+
+
+def prepare(world: Path, seed: int, num_videos: int, features: Path, fps: float, encoder: str):
+    """Generate and embed the world if needed; return per-video (id, mp4, X, timestamps, gt segments)
+    and the embedding cost (seconds per video-hour, None when everything was cached)."""
+    from procvid.data.synthetic import generate_world
+    from procvid.embedding import embed_videos
+    from procvid.encoders import load_encoder
+    from procvid.video import Sampling, find_videos
+
+    if not (world / "videos.csv").exists():
+        print(f"generating {num_videos} videos (seed {seed}) into {world} ...", flush=True)
+        generate_world(world, num_videos=num_videos, seed=seed)
+    videos = find_videos([world / "videos"])
+    t0 = time.perf_counter()
+    summary = embed_videos(videos, features, load_encoder(encoder), Sampling(fps=fps), progress=False)
+    embed_s = time.perf_counter() - t0
+    if summary.failed:
+        raise SystemExit(f"{summary.failed} videos could not be embedded; see {features}/failures.jsonl")
+    gt = read_ground_truth(world)
+    data = []
+    for path, rel in videos:
+        X, t, _ = load_features(entry_paths(features, rel)[1])
+        data.append((rel.stem, path, X, t, gt[rel.stem]))
+    hours = sum(t[-1] + (t[1] - t[0]) for *_, t, _ in data) / 3600
+    return data, (embed_s / hours if summary.done == len(videos) else None)
+
+
+def score(data, segment_fn, tolerance: float) -> tuple[dict, float]:
+    """Summary of ``segment_fn(video) -> segments`` over all videos, and seconds per video-hour."""
+    scores, seconds, hours = [], 0.0, 0.0
+    for video in data:
+        t0 = time.perf_counter()
+        segments = segment_fn(video)
+        seconds += time.perf_counter() - t0
+        _, _, _, t, gt = video
+        hours += (t[-1] + t[1] - t[0]) / 3600
+        scores.append(evaluate(segments, gt, t, tolerance=tolerance))
+    return summarize(scores), seconds / hours
+
+
+def true_k(video) -> int:
+    """Segments of the ground truth tiling on the frame grid: steps and the idle gaps around them."""
+    from procvid.metrics.segmentation import boundary_times
+
+    _, _, _, t, gt = video
+    return len(boundary_times(gt, t)) + 1
+
+
+def scenedetect_fn(name: str):
+    import scenedetect
+
+    detector_cls = getattr(scenedetect, name)
+
+    def run(video):
+        _, path, _, t, _ = video
+        scenes = scenedetect.detect(str(path), detector_cls())
+        # No cut found: PySceneDetect returns no scenes, i.e. the whole video is one.
+        return [(s.seconds, e.seconds) for s, e in scenes] or [(t[0], t[-1] + t[1] - t[0])]
+
+    return run
+
+
+def one_hour(data, seconds: float = 3600.0, fps: float = 1.0):
+    """Consecutive benchmark videos resampled to ``fps`` until they fill ``seconds``."""
+    parts, total = [], 0
+    for _, _, X, t, _ in itertools.cycle(data):
+        keep = np.flatnonzero(np.diff(np.floor(t * fps), prepend=-1) > 0)  # first frame of each 1/fps bin
+        parts.append(X[keep])
+        total += len(keep)
+        if total >= seconds * fps:
+            break
+    X = np.concatenate(parts)[: int(seconds * fps)]
+    return X, np.arange(len(X)) / fps
+
+
+def speed(name: str, X, t, repeats: int = 5) -> float:
+    det = get_detector(name)
+    det.detect(X, t)  # warm-up: imports, model loading
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        det.detect(X, t)
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs)
+
+
+def benchmark(data, tolerance: float, known_k: bool):
+    rows = []
+    for name in METHODS:
+        det = get_detector(name)
+        summary, sph = score(data, lambda v: det.detect(v[2], v[3]), tolerance)
+        rows.append((name, {**summary, "s_per_hour": sph}))
+    for name in ("ContentDetector", "AdaptiveDetector"):
+        summary, sph = score(data, scenedetect_fn(name), tolerance)
+        rows.append((f"pyscenedetect {name}", {**summary, "s_per_hour": sph}))
+    if known_k:
+        for name in METHODS:
+            det = get_detector(name)
+            summary, sph = score(data, lambda v: det.detect(v[2], v[3], num_segments=true_k(v)), tolerance)
+            rows.append((f"{name} (K given)", {**summary, "s_per_hour": sph}))
+    return rows
+
+
+def tune(data, tolerance: float, top: int = 10):
+    """Boundary F1 of every sbd setting in TUNE_GRID on the tuning world, best first."""
+    results = []
+    for values in itertools.product(*TUNE_GRID.values()):
+        params = dict(zip(TUNE_GRID, values))
+        det = get_detector("sbd", **params)
+        summary, _ = score(data, lambda v: det.detect(v[2], v[3]), tolerance)
+        results.append((summary["boundary_f1"], summary["boundary_precision"], summary["boundary_recall"], params))
+    results.sort(key=lambda r: -r[0])
+    print(f"{len(results)} settings of sbd on {len(data)} tuning videos; best {top}:")
+    for f1, p, r, params in results[:top]:
+        print(f"  F1 {f1:.3f} (P {p:.3f}, R {r:.3f})  {json.dumps(params)}")
+
+
+def real_clips(out: Path, fps: float, encoder: str):
+    """Every method on the real clips (no ground truth): outputs and timelines under out/<method>/."""
+    from procvid.paths import shared_data_dir
+    from procvid.segment.run import segment_batch
+    from procvid.video import Sampling
+
+    clips = shared_data_dir() / "videos"
+    for name in METHODS:
+        summary = segment_batch([clips], out / name, get_detector(name), features_dir=out / "features",
+                                encoder=encoder, sampling=Sampling(fps=fps), timeline=True, progress=False)
+        print(f"real clips, {name}: {summary.line()} -> {out / name}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--world", default="datasets/synth/bench_seg", help="benchmark world (created if missing)")
+    ap.add_argument("--seed", type=int, default=2, help="seed of the benchmark world if it is created")
+    ap.add_argument("--videos", type=int, default=120, help="videos in the benchmark world if it is created")
+    ap.add_argument("--encoder", default="default")
+    ap.add_argument("--fps", type=float, default=2.0, help="embedding rate")
+    ap.add_argument("--tolerance", type=float, default=1.0, help="boundary tolerance, seconds")
+    ap.add_argument("--no-known-k", action="store_true", help="skip the known-K rows")
+    ap.add_argument("--out", default="runs/bench_segment", help="results (JSON, CSV) and --real outputs")
+    ap.add_argument("--real", action="store_true", help="also segment the real clips and save their timelines")
+    ap.add_argument("--tune", action="store_true",
+                    help="grid-search sbd on the tuning world (seed 3, 60 videos) instead of benchmarking")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    started = time.perf_counter()
+
+    if args.tune:
+        world = Path("datasets/synth/tune_seg")
+        data, _ = prepare(world, 3, 60, Path(f"{world}_features"), args.fps, args.encoder)
+        tune(data, args.tolerance)
+        return 0
+
+    world = Path(args.world)
+    data, embed_sph = prepare(world, args.seed, args.videos, Path(f"{world}_features"), args.fps, args.encoder)
+    tasks = {vid.rsplit("_", 1)[0] for vid, *_ in data}
+    hours = sum(t[-1] + t[1] - t[0] for *_, t, _ in data) / 3600
+    print(f"{len(data)} videos of {len(tasks)} tasks ({hours * 60:.0f} min) from {world}; "
+          f"features: {args.encoder} at {args.fps:g} fps")
+    rows = benchmark(data, args.tolerance, not args.no_known_k)
+    print(f"boundary P/R/F1 at +-{args.tolerance:g} s; MoF, F1@k, Edit in %; "
+          "s/h = detection seconds per hour of video")
+    print(format_table(rows, extra=[("s_per_hour", "s/h", "{:.3f}")]))
+    if embed_sph is not None:
+        print(f"embedding ({args.encoder}, {args.fps:g} fps, incl. decoding): {embed_sph:.1f} s per video-hour")
+
+    X, t = one_hour(data)
+    print(f"one hour of 1-fps features ({X.shape[0]} x {X.shape[1]}), median of 5 runs, unknown K:")
+    speeds = {name: speed(name, X, t) for name in METHODS}
+    print("  " + ", ".join(f"{name} {s * 1000:.1f} ms" for name, s in speeds.items()))
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(
+        {"world": str(world), "videos": len(data), "tasks": len(tasks), "encoder": args.encoder, "fps": args.fps,
+         "tolerance": args.tolerance, "rows": dict(rows), "one_hour_1fps_seconds": speeds,
+         "embed_seconds_per_hour": embed_sph}, indent=1))
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        keys = list(rows[0][1])
+        w.writerow(["method", *keys])
+        w.writerows([label, *(summary.get(k) for k in keys)] for label, summary in rows)
+    if args.real:
+        real_clips(out / "real", args.fps, args.encoder)
+    print(f"results in {out}/results.json; total {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
