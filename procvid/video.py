@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from procvid.errors import VideoError
+from procvid.errors import ProcvidError, VideoError
 
 log = logging.getLogger(__name__)
 
@@ -339,8 +339,6 @@ def find_videos(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
 
     Returns (video path, path relative to its input root) pairs, in a stable sorted order.
     """
-    from procvid.errors import ProcvidError
-
     found: dict[Path, Path] = {}
     for item in inputs:
         p = Path(item)
