@@ -16,6 +16,7 @@ from procvid.errors import ProcvidError
 # Subcommand name -> module under procvid.commands. Add new commands here.
 COMMANDS = {
     "demo": "demo",
+    "run": "run",
     "synth": "synth",
     "embed": "embed",
     "segment": "segment",

@@ -1,0 +1,32 @@
+"""procvid run: videos -> features -> key steps -> graph scripts -> HTML report."""
+
+HELP = "run the whole pipeline on videos and write a browsable HTML report"
+EXAMPLES = [
+    "procvid run data/synth/videos --annotations data/synth --out run_out",
+    "procvid run ../shared/data/videos --out run_out --encoder ViT-B-32:/models/open_clip_pytorch_model.bin",
+    "procvid run videos/ --out run_out --config configs/run/sbd.yaml",
+]
+
+
+def add_arguments(p):
+    p.add_argument("inputs", nargs="+", help="videos, folders or .txt lists (as for embed)")
+    p.add_argument("--out", required=True, help="output folder; a rerun continues where a run stopped")
+    p.add_argument("--annotations", help="dataset name or folder giving each video's task and steps "
+                                         "(CrossTask format or a synthetic world)")
+    p.add_argument("--config", help="YAML preset (configs/run/*.yaml)")
+    p.add_argument("--encoder", help="image encoder (default: the shipped procvid-clip-tiny)")
+    p.add_argument("--method", help="boundary detector: uvd, sbd, novelty, kcpd, uniform")
+    p.add_argument("--fps", type=float, help="frames embedded per second")
+    p.add_argument("--device", help="auto, cpu, cuda")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def run(args) -> int:
+    from procvid.pipeline import RunConfig, run_pipeline
+
+    config = RunConfig.from_yaml(args.config, encoder=args.encoder, method=args.method, fps=args.fps,
+                                 device=args.device)
+    result = run_pipeline(args.inputs, args.out, config, annotations=args.annotations,
+                          progress=not args.no_progress)
+    print(f"report: {result.report}")
+    return 0
