@@ -73,10 +73,12 @@ def embed_videos(
     shard: tuple[int, int] = (0, 1),
     overwrite: bool = False,
     progress: bool = True,
+    engine: str = "local",
 ) -> RunSummary:
     """Embed (path, relative output name) pairs, as from `video.find_videos`, into `out_dir`.
 
     Failed videos are listed in out_dir/failures.jsonl with their reason; the run goes on.
+    engine: "local" (decoding threads + this process's encoder) or "ray" (procvid.ray_engine).
     """
     from tqdm import tqdm
 
@@ -110,7 +112,18 @@ def embed_videos(
         bar.set_postfix_str(f"{summary.frames / max(bar.format_dict['elapsed'], 1e-9):.1f} frames/s")
 
     try:
-        _run_overlapped(jobs, encoder, sampling, frame_size, batch_size, workers, fail, finish)
+        if engine == "ray" and jobs:
+            from procvid.ray_engine import embed_jobs
+
+            for job, frames, error in embed_jobs(jobs, out_dir, encoder, sampling, batch_size, progress):
+                if error:
+                    fail(job, error)
+                else:
+                    summary.done += 1
+                    summary.frames += frames
+                    bar.update(1)
+        else:
+            _run_overlapped(jobs, encoder, sampling, frame_size, batch_size, workers, fail, finish)
     finally:
         bar.close()
     return summary

@@ -62,3 +62,26 @@ def test_report_in_headless_chromium(run_out, tmp_path):
     assert counts["timelines"] == 6 and counts["graphs"] == 6 and counts["keyframes"] >= 6
     assert counts["missing"] == 0
     assert png.stat().st_size > 50_000  # a real rendering, not a blank page
+
+
+def test_local_open_clip_weights_run_through_the_same_code(world, tmp_path):
+    """`--encoder NAME:/path/weights.bin` (how real pretrained weights are used) on stand-in weights."""
+    import json
+
+    import open_clip
+    import torch
+
+    from procvid.encoders import load_encoder
+    from procvid.encoders.open_clip_encoder import register_model_configs
+
+    register_model_configs()
+    model = open_clip.create_model("procvid-test-tiny")
+    weights = tmp_path / "open_clip_pytorch_model.bin"
+    torch.save(model.state_dict(), weights)
+    spec = f"procvid-test-tiny:{weights}"
+    out = tmp_path / "o"
+    assert main(["run", str(world / "videos"), "--out", str(out), "--encoder", spec, "--no-progress"]) == 0
+    meta = json.loads(next((out / "features").glob("*.json")).read_text())
+    assert meta["encoder"].startswith("open_clip:procvid-test-tiny:open_clip_pytorch_model.bin@")
+    loaded = load_encoder(spec).model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())

@@ -23,6 +23,8 @@ def add_arguments(p):
     p.add_argument("--workers", type=int, default=2, help="decoding threads")
     p.add_argument("--shard", help="I/N: process only the I-th of N disjoint, stable parts (0-based)")
     p.add_argument("--overwrite", action="store_true", help="recompute entries that are already valid")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: decoding threads + one encoder; ray: Ray Data (RAY_ADDRESS for a cluster)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -56,7 +58,7 @@ def run(args) -> int:
     encoder = load_encoder(args.encoder, device=args.device, precision=args.precision)
     summary = embed_videos(videos, args.out, encoder, sampling, batch_size=args.batch_size,
                            workers=args.workers, shard=shard, overwrite=args.overwrite,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, engine=args.engine)
     print(summary.line())
     if summary.failed:
         print(f"failures with reasons: {args.out}/{FAILURES_FILE}")

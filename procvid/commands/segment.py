@@ -28,6 +28,8 @@ def add_arguments(p):
     p.add_argument("--device", default="auto", help="encoder device: auto, cpu, cuda, ...")
     p.add_argument("--workers", type=int, default=2, help="decoding threads while embedding")
     p.add_argument("--shard", help="I/N: process only the I-th of N disjoint, stable parts (0-based)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: Ray Data for embedding and segmentation (RAY_ADDRESS for a cluster)")
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs are up to date")
     p.add_argument("--no-progress", action="store_true")
 
@@ -67,7 +69,7 @@ def run(args) -> int:
         encoder=args.encoder, sampling=Sampling(fps=args.fps),
         keyframes=None if args.keyframes == "none" else args.keyframes, timeline=args.timeline, gt=args.gt,
         shard=parse_shard(args.shard), overwrite=args.overwrite, device=args.device, workers=args.workers,
-        progress=not args.no_progress)
+        progress=not args.no_progress, engine=args.engine)
     print(summary.line())
     if summary.failed:
         print(f"failures with reasons: {args.out}/{FAILURES_FILE}")

@@ -21,6 +21,12 @@ REAL_VIDEO_ENCODER = "ViT-B-32:laion2b_s34b_b79k"
 
 
 def load_encoder(spec: str = "default", device: str | None = "auto", precision: str = "auto") -> Encoder:
+    encoder = _build(spec, device, precision)
+    encoder.spec = spec  # lets other processes (Ray actors) build the same encoder
+    return encoder
+
+
+def _build(spec: str, device, precision) -> Encoder:
     if spec == "minilm":
         from procvid.encoders.text import MiniLMTextEncoder
 

@@ -109,7 +109,8 @@ def collect_inputs(inputs: list[str | os.PathLike], exclude: Path | None = None)
 
 
 def embed_missing(items: list[Item], features_dir: Path, encoder_spec: str, sampling: Sampling, device: str,
-                  workers: int, progress: bool, failures: FailureLog, summary: RunSummary) -> list[Item]:
+                  workers: int, progress: bool, failures: FailureLog, summary: RunSummary,
+                  engine: str = "local") -> list[Item]:
     """Fill in the features of video items through the cache (valid entries are reused); the items
     whose video cannot be embedded are logged as failures and dropped."""
     from procvid.embedding import embed_videos
@@ -120,7 +121,7 @@ def embed_missing(items: list[Item], features_dir: Path, encoder_spec: str, samp
         return items
     encoder = load_encoder(encoder_spec, device=device)
     embed_videos([(it.video, it.rel) for it in videos], features_dir, encoder, sampling, workers=workers,
-                 progress=progress)
+                 progress=progress, engine=engine)
     reasons = {}
     for line in (features_dir / FAILURES_FILE).read_text().splitlines():
         record = json.loads(line)
@@ -334,12 +335,24 @@ def segment_one(item: Item, detector: Detector, num_segments: int | None, paths:
     return {k: v for k, v in doc.items() if k != "segments"}
 
 
+def try_segment(item: Item, detector: Detector, num_segments: int | None, paths: dict[str, Path],
+                keyframes: str | None, timeline: bool, gt: dict | None) -> tuple[Item, int, str, str]:
+    """segment_one for batches: (item, frames, error reason or "", encoder id); never raises."""
+    try:
+        done = segment_one(item, detector, num_segments, paths, keyframes, timeline, gt)
+        return item, len(done["timestamps"]), "", done["encoder"]
+    except Exception as e:  # keep the batch going; the reason lands in failures.jsonl
+        reason = e.reason if isinstance(e, VideoError) else (
+            str(e) if isinstance(e, ProcvidError) else f"{type(e).__name__}: {e}")
+        return item, 0, reason, ""
+
+
 def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, detector: Detector,
                   num_segments: int | None = None, features_dir: str | os.PathLike | None = None,
                   encoder: str = "default", sampling: Sampling = Sampling(fps=1.0), keyframes: str | None = "jpg",
                   timeline: bool = False, gt: str | os.PathLike | None = None, shard: tuple[int, int] = (0, 1),
                   overwrite: bool = False, device: str = "auto", workers: int = 2,
-                  progress: bool = True) -> RunSummary:
+                  progress: bool = True, engine: str = "local") -> RunSummary:
     """Segment every input into ``out_dir`` (format in the module docstring). Videos are embedded
     first into ``features_dir`` (default ``out_dir/features``) through the feature cache."""
     from tqdm import tqdm
@@ -354,31 +367,39 @@ def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, d
     warned: set[str] = set()
     summary = RunSummary(total=len(items))
     failures = FailureLog(out_dir)
-    items = embed_missing(items, features_dir, encoder, sampling, device, workers, progress, failures, summary)
+    items = embed_missing(items, features_dir, encoder, sampling, device, workers, progress, failures, summary,
+                          engine)
     header = _header(detector, num_segments)
     bar = tqdm(total=summary.total, initial=summary.failed, unit="video", desc="segment", disable=not progress,
                dynamic_ncols=True)
     try:
+        todo = []
         for it in items:
             paths = output_paths(out_dir, it.rel)
             if not overwrite and is_current(paths, it.features, header, timeline, bool(keyframes)):
                 summary.skipped += 1
+                bar.update(1)
             else:
-                try:
-                    done = segment_one(it, detector, num_segments, paths, keyframes, timeline, truth)
-                    summary.frames += len(done["timestamps"])
-                    summary.done += 1
-                    if expected and done["encoder"] != expected and expected not in warned:
-                        warned.add(expected)
-                        log.warning("features of %s come from encoder %s, but the %s model was trained on "
-                                    "features of %s: results may be poor", it.rel, done["encoder"],
-                                    detector.name, expected)
-                except Exception as e:  # keep the batch going; the reason lands in failures.jsonl
-                    reason = e.reason if isinstance(e, VideoError) else (
-                        str(e) if isinstance(e, ProcvidError) else f"{type(e).__name__}: {e}")
-                    failures.add(str(it.video or it.features), reason)
-                    summary.failed += 1
-                    log.warning("%s: %s", it.video or it.features, reason)
+                todo.append((it, paths))
+        if engine == "ray" and todo:
+            from procvid.ray_engine import segment_items
+
+            results = segment_items(todo, detector, num_segments, keyframes, timeline, truth, progress)
+        else:
+            results = (try_segment(it, detector, num_segments, paths, keyframes, timeline, truth)
+                       for it, paths in todo)
+        for it, frames, error, encoder_id in results:
+            if error:
+                failures.add(str(it.video or it.features), error)
+                summary.failed += 1
+                log.warning("%s: %s", it.video or it.features, error)
+            else:
+                summary.frames += frames
+                summary.done += 1
+                if expected and encoder_id != expected and expected not in warned:
+                    warned.add(expected)
+                    log.warning("features of %s come from encoder %s, but the %s model was trained on "
+                                "features of %s: results may be poor", it.rel, encoder_id, detector.name, expected)
             bar.update(1)
     finally:
         bar.close()
