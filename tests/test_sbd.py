@@ -62,7 +62,7 @@ def test_rule_finds_jumps_above_the_segment_level_and_respects_min_length():
     rng = np.random.default_rng(0)
     errors = 0.01 + 0.002 * rng.standard_normal(100)
     errors[[30, 33, 60, 98]] = 0.2  # 33: too close to 30; 98: too close to the end
-    b, s = surprise_boundaries(errors, gap=5, threshold=3.0, min_jump=0.05, min_spread=0.001)
+    b, s = surprise_boundaries(errors, gap=5, settle=1, threshold=3.0, min_jump=0.05, min_spread=0.001)
     assert b.tolist() == [30, 60]
     assert (s > 3.0).all()
 
@@ -74,25 +74,21 @@ def test_rule_uses_statistics_since_the_last_boundary():
     errors = np.concatenate([0.1 + 0.02 * rng.uniform(-1, 1, 50), 0.01 + 0.001 * rng.standard_normal(50)])
     errors[50] = 0.6
     errors[80] = 0.1
-    b, _ = surprise_boundaries(errors, gap=5, threshold=3.0, min_jump=0.05, min_spread=0.001)
+    b, _ = surprise_boundaries(errors, gap=5, settle=1, threshold=3.0, min_jump=0.05, min_spread=0.001)
     assert b.tolist() == [50, 80]
     # min_jump: the same bump is ignored if it must rise 0.2 above the segment's mean
-    b, _ = surprise_boundaries(errors, gap=5, threshold=3.0, min_jump=0.2, min_spread=0.001)
+    b, _ = surprise_boundaries(errors, gap=5, settle=1, threshold=3.0, min_jump=0.2, min_spread=0.001)
     assert b.tolist() == [50]
 
 
-def test_rule_restart_rewrites_the_errors_after_a_boundary():
+def test_rule_leaves_the_transient_after_a_boundary_out_of_the_statistics():
     errors = np.full(60, 0.01)
     errors[20] = 0.5
-    errors[21:25] = 0.4  # the old context still confuses the predictor...
-    calls = []
-
-    def restart(b):
-        calls.append(b)
-        errors[b + 1 : b + 5] = 0.01  # ...until it restarts from the new segment
-
-    b, _ = surprise_boundaries(errors, gap=3, threshold=3.0, min_jump=0.05, min_spread=0.005, restart=restart)
-    assert b.tolist() == [20] and calls == [20]
+    errors[21:24] = 0.3  # the context still holds the previous segment
+    errors[40] = 0.1
+    kw = dict(gap=3, threshold=3.0, min_jump=0.05, min_spread=0.005)
+    assert surprise_boundaries(errors, settle=3, **kw)[0].tolist() == [20, 40]
+    assert surprise_boundaries(errors, settle=0, **kw)[0].tolist() == [20]  # the transient hides the bump
 
 
 def test_prediction_sees_exactly_its_receptive_field():
@@ -101,13 +97,14 @@ def test_prediction_sees_exactly_its_receptive_field():
     for p in net.parameters():
         torch.nn.init.normal_(p, std=0.3)
     X = torch.nn.functional.normalize(torch.randn(40, 8), dim=-1)
+    context = 2 * (3 - 1)  # layers * (window - 1)
     with torch.no_grad():
         full = net(X[None])[0]
         for t in (0, 3, 4, 25, 39):
-            lo = max(0, t - net.context)
+            lo = max(0, t - context)
             assert torch.allclose(net(X[None, lo : t + 1])[0, -1], full[t], atol=1e-6)
         # one frame less of context changes the prediction: the field is not larger than needed
-        assert not torch.allclose(net(X[None, 26 - net.context : 26])[0, -1], full[25], atol=1e-6)
+        assert not torch.allclose(net(X[None, 26 - context : 26])[0, -1], full[25], atol=1e-6)
         X2 = X.clone()
         X2[30:] = torch.nn.functional.normalize(torch.randn(10, 8), dim=-1)
         assert torch.allclose(net(X2[None])[0, :30], full[:30], atol=1e-6)  # causal
@@ -117,7 +114,7 @@ def test_prediction_sees_exactly_its_receptive_field():
 def test_trained_predictor_finds_direction_changes(trained_checkpoint, seed):
     X = steady_turns(seed=seed)
     t = np.arange(len(X), dtype=float)
-    det = get_detector("sbd", checkpoint=str(trained_checkpoint), min_segment_s=4.0, min_jump=0.03,
+    det = get_detector("sbd", checkpoint=str(trained_checkpoint), threshold=3.0, min_segment_s=4.0, min_jump=0.03,
                        min_spread=0.005)
     segs = det.detect(X, t)
     starts = np.array([s.start_frame for s in segs[1:]])

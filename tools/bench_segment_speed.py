@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'detector':10s} {'unknown K (s)':>14s} {'segments':>9s} {'known K (s)':>12s}")
     for name in DETECTORS:
         det = get_detector(name)
+        dim = getattr(det, "input_dim", args.dim)  # a learned detector needs its training features' size
+        X, t, k = synthetic_procedure(args.hours * 3600, args.fps, dim)
         found = len(det.detect(X, t))
         unknown = time_it(lambda: det.detect(X, t), args.repeats)
         known = time_it(lambda: det.detect(X, t, num_segments=k), args.repeats)

@@ -42,7 +42,8 @@ def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray
     """Write the figure (PNG) for ``segments`` (procvid.segment.Segment list) of embeddings ``X``.
 
     ``gt``: optional (start, end, label) ground-truth steps in seconds. ``thumbnails``: optional
-    key-frame images (arrays or image files), one per segment; as many as fit are shown.
+    key-frame images (arrays or image files), one per segment; as many as fit without overlapping
+    are shown, longest segments first.
     """
     import matplotlib
 
@@ -90,12 +91,17 @@ def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray
     if ax_thumb is not None:
         ax_thumb.set_ylim(0, 1)
         ax_thumb.axis("off")
-        fit = max(1, int(width * 0.9 / THUMB_INCHES / 1.4))
-        show = np.unique(np.linspace(0, len(segments) - 1, min(fit, len(segments))).round().astype(int))
-        for i in show:
-            img = _image(thumbnails[i])
-            box = OffsetImage(img, zoom=THUMB_INCHES * fig.dpi / img.shape[0])
-            ax_thumb.add_artist(AnnotationBbox(box, (t[segments[i].keyframe], 0.5), frameon=False))
+        images = [_image(th) for th in thumbnails]
+        # Longest segments first, each thumbnail only where it does not overlap one already placed.
+        seconds_per_inch = (t_end - t[0]) / (width * 0.8)
+        placed: list[tuple[float, float]] = []
+        for i in sorted(range(len(segments)), key=lambda i: segments[i].start - segments[i].end):
+            x = t[segments[i].keyframe]
+            half = 0.5 * THUMB_INCHES * images[i].shape[1] / images[i].shape[0] * seconds_per_inch
+            if all(abs(x - y) >= half + h for y, h in placed):
+                placed.append((x, half))
+                box = OffsetImage(images[i], zoom=THUMB_INCHES * fig.dpi / images[i].shape[0])
+                ax_thumb.add_artist(AnnotationBbox(box, (x, 0.5), frameon=False))
     legend = f"red: detected boundaries{', white dashed: ground truth' if gt_b else ''}; v: key frames"
     fig.suptitle(f"{title or ''}\n{legend}".strip(), fontsize=10)
     path = Path(path)

@@ -4,17 +4,20 @@ A small causal transformer (sliding-window attention over the last ``window`` fr
 predicts the embedding of frame t from the frames before it, as a correction of frame t-1, so
 "nothing changes" is the easy default. It is trained self-supervised on unlabeled features
 (:mod:`procvid.train.sbd`), so it learns what ordinary motion within a step looks like; its
-prediction error ("surprise") 1 - cos(prediction, x_t) is low inside a step and jumps where a
-new step starts, or where the ongoing change stops, because neither can be foreseen from the past.
+prediction error ("surprise") 1 - cos(prediction, x_t) should be low inside a step and jump where
+a new step starts, or where the ongoing change stops, because neither can be foreseen from the
+past. How well it does depends on the features: see checkpoints/procvid-sbd/MODEL_CARD.md.
 
 Unknown K, read online from the start of the video: frame t opens a new segment when its error
 exceeds the mean of the errors since the last boundary by ``threshold`` times their spread
 (standard deviation, at least ``min_spread``) and by at least ``min_jump`` in absolute terms,
 and the current segment is at least ``min_segment_s`` long. After a boundary the statistics
-restart, and so does the predictor's context: the frames after the boundary are predicted from
-frames of the new segment only (as at the start of a training chunk), so the old step's motion
-does not leak into the new segment's surprise. Score: the error's gap above the
-mean in units of the spread.
+restart; the errors of the first ``settle_s`` seconds after it are left out of them, because the
+predictor's context still holds the previous segment there and they run high (on the tuning
+world: boundary F1 0.52 when they are counted, 0.61 when the first second is left out).
+Restarting the predictor's context at a boundary as well made no difference there (0.602 vs
+0.605) and costs a forward pass per boundary, so errors come from one pass over the video.
+Score: the error's gap above the mean in units of the spread.
 
 Known K: the peaks of the error curve with non-maximum suppression (peaks closer than
 ``min_segment_s`` keep only the higher), scored by their error; the base class keeps the
@@ -84,7 +87,7 @@ class WindowBlock(nn.Module):
 class NextEmbeddingPredictor(nn.Module):
     """Causal sliding-window transformer: embeddings [.., T, D] -> unit predictions of frames 1..T.
 
-    The prediction of frame t+1 is read from token t; it sees frames t - :attr:`context` .. t.
+    The prediction of frame t+1 is read from token t; it sees frames t - layers * (window - 1) .. t.
     """
 
     def __init__(self, dim: int, window: int = 8, width: int = 64, layers: int = 2, heads: int = 4):
@@ -95,11 +98,6 @@ class NextEmbeddingPredictor(nn.Module):
         self.out = nn.Linear(width, dim)
         nn.init.zeros_(self.out.weight)  # start as "copy the last frame"
         nn.init.zeros_(self.out.bias)
-
-    @property
-    def context(self) -> int:
-        """How many earlier frames a prediction can see (the receptive field)."""
-        return self.config["layers"] * (self.config["window"] - 1)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """[B, T, D] unit rows -> [B, T, D]: row t predicts frame t+1 (a correction of frame t)."""
@@ -174,14 +172,24 @@ class SBDDetector(Detector):
 
     checkpoint: str = ""
     """Predictor weights (.safetensors with a .json config beside it); empty: the shipped one."""
-    threshold: float = 3.0
+    # Defaults from a grid on a tuning world (seed 3) with the shipped checkpoint
+    # (`tools/bench_segment.py --tune`): boundary F1 (+-1 s) 0.605, the best being 0.612 with
+    # threshold 0.25 and 0.5-s segments -- denser cuts, which that metric favours on that world.
+    threshold: float = 0.5
     """How many spreads above the segment's mean error a boundary's error must be."""
-    min_jump: float = 0.05
+    min_jump: float = 0.0
     """Smallest absolute rise of the error (1 - cosine) over the segment's mean that counts."""
-    min_spread: float = 0.02
+    min_spread: float = 0.01
     """Floor of the spread, so a very steady segment does not make every wobble a boundary."""
     min_segment_s: float = 1.0
     """Minimum segment length, and no boundary closer than this to the video's end."""
+    settle_s: float = 1.0
+    """Errors this soon after a boundary are left out of the new segment's statistics."""
+
+    @property
+    def input_dim(self) -> int:
+        """Embedding size the predictor was trained on (features must match it)."""
+        return load_predictor(self.checkpoint)[0].config["dim"]
 
     @property
     def encoder(self) -> str | None:
@@ -190,7 +198,7 @@ class SBDDetector(Detector):
 
     def find_boundaries(self, X, step, num_segments):
         model, _ = load_predictor(self.checkpoint)
-        dim = model.config["dim"]
+        dim = self.input_dim
         if X.shape[1] != dim:
             raise ProcvidError(
                 f"sbd: features have {X.shape[1]} dims but the predictor expects {dim}; "
@@ -206,26 +214,18 @@ class SBDDetector(Detector):
             candidates[len(X) - gap + 1 :] = -np.inf
             peaks, _ = find_peaks(candidates, distance=gap)
             return peaks, errors[peaks]
-
-        def restart(b: int) -> None:
-            """Predict the frames after boundary b from the new segment's frames only."""
-            part = Xt[b : b + model.context + 1]
-            with _one_thread(), torch.inference_mode():
-                errors[b : b + len(part)] = model.errors(part).numpy()
-
-        return surprise_boundaries(errors, gap, self.threshold, self.min_jump, self.min_spread, restart)
+        settle = seconds_to_frames(self.settle_s, step, minimum=0)
+        return surprise_boundaries(errors, gap, settle, self.threshold, self.min_jump, self.min_spread)
 
 
-def surprise_boundaries(errors: np.ndarray, gap: int, threshold: float, min_jump: float, min_spread: float,
-                        restart=None) -> tuple[np.ndarray, np.ndarray]:
+def surprise_boundaries(errors: np.ndarray, gap: int, settle: int, threshold: float, min_jump: float,
+                        min_spread: float) -> tuple[np.ndarray, np.ndarray]:
     """The online rule on an error curve: boundaries (frame indices) and their scores.
 
     Frame t (with t - last boundary >= gap and T - t >= gap) is a boundary when
     errors[t] - mean >= max(threshold * max(std, min_spread), min_jump), mean/std taken over the
-    errors of the frames since the last boundary (frame 0 counts as one), except the boundary
-    frame (its error is the jump into the segment) and the frame after it (predicted from a single
-    frame, so its error measures motion, not surprise). ``restart(b)``, if given, may rewrite ``errors`` from b on
-    (the predictor restarting its context there) before they are read.
+    errors of the current segment's frames so far, leaving out its first frame (the jump into it)
+    and the ``settle`` frames after it. The video's first frame counts as a boundary.
     """
     T = len(errors)
     bounds, scores = [], []
@@ -240,11 +240,9 @@ def surprise_boundaries(errors: np.ndarray, gap: int, threshold: float, min_jump
                 bounds.append(t)
                 scores.append((e - mean) / spread)
                 last, n, mean, m2 = t, 0, 0.0, 0.0
-                if restart is not None:
-                    restart(t)
                 continue
-        if t == last + 1:
-            continue  # predicted from one frame, before any motion is known: not a surprise
+        if t - last <= settle:
+            continue
         n += 1  # Welford's running mean and variance of the segment's errors
         d = e - mean
         mean += d / n
