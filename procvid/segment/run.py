@@ -17,7 +17,7 @@ Outputs per input, named after its stem; sub-folders of an input folder are mirr
 ``<stem>.segments.csv``
     PySceneDetect's scene-list columns (without its cut-list first row). Frames are the sampled
     feature frames, numbered like PySceneDetect's: Start Frame 1-based, End Frame inclusive.
-``<stem>.keyframes/NNN.jpg``
+``<stem>.keyframes/NNN.jpg`` (or .png)
     One thumbnail per segment, decoded from the video at the key frame's timestamp.
 ``<stem>.timeline.png``
     With ``timeline=True``: see :mod:`procvid.report.timeline`.

@@ -57,14 +57,16 @@ class EmbeddingChunksDataModule(L.LightningDataModule):
         sidecars = sorted(p for p in Path(hp.features).rglob("*.json") if p.with_suffix(".safetensors").exists())
         if not sidecars:
             raise ProcvidError(f"{hp.features}: no feature files (procvid embed writes them)")
-        sequences, encoders = [], set()
+        sequences, metas = [], []
         for p in sidecars:
             emb, _, meta = load_features(p)
             sequences.append(emb)
-            encoders.add(meta.get("encoder"))
+            metas.append(meta)
+        encoders = {m.get("encoder") for m in metas}
         if len(encoders) > 1:
             raise ProcvidError(f"{hp.features}: features of several encoders ({', '.join(map(str, encoders))})")
-        self.encoder, self.dim = encoders.pop(), sequences[0].shape[1]
+        # Recorded in the exported config: the detector is only valid for these features.
+        self.encoder, self.sampling, self.dim = encoders.pop(), metas[0].get("sampling"), sequences[0].shape[1]
         rng = np.random.default_rng(hp.seed)
         n_val = max(1, int(round(hp.val_fraction * len(sequences)))) if len(sequences) > 1 else 0
         is_val = np.zeros(len(sequences), dtype=bool)
@@ -91,9 +93,9 @@ class EmbeddingChunksDataModule(L.LightningDataModule):
 
 
 class SBDModule(L.LightningModule):
-    """Trains :class:`NextEmbeddingPredictor` to predict each frame from its `window` predecessors
-    (loss: mean 1 - cosine). Every chunk restarts the context at its first frame, which is exactly
-    what the detector does after a boundary. The input size comes from the data (`configure_model`).
+    """Trains :class:`NextEmbeddingPredictor` to predict each frame from the frames before it
+    (loss: mean 1 - cosine); a chunk's first frames have a short past, like a video's start. The
+    input size comes from the data (`configure_model`).
 
     After fitting, `export_path` receives the weights (safetensors) and a JSON config with the
     architecture and the encoder id of the training features.
@@ -143,5 +145,4 @@ class SBDModule(L.LightningModule):
     def on_fit_end(self):
         if self.hparams.export_path and self.trainer.is_global_zero:
             dm = self.trainer.datamodule
-            sampling = {"fps": dm.hparams.fps} if dm.hparams.world is not None else None
-            save_predictor(self.net, self.hparams.export_path, encoder=dm.encoder, sampling=sampling)
+            save_predictor(self.net, self.hparams.export_path, encoder=dm.encoder, sampling=dm.sampling)
