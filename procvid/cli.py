@@ -20,6 +20,7 @@ COMMANDS = {
     "synth": "synth",
     "embed": "embed",
     "segment": "segment",
+    "ground": "ground",
     "train": "train",
     "graph": "graph",
     "eval": "eval",

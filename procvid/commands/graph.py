@@ -1,4 +1,5 @@
-"""`procvid graph`: induce graph scripts from annotated step orders (build) and order statistics (stats)."""
+"""`procvid graph`: induce graph scripts from annotated step orders (build), order statistics (stats) and
+next-step prediction from a graph script or a script model (predict)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ EXAMPLES = [
     "procvid graph build --data crosstask --method precedence --tolerance 0.1 --out graphs/crosstask",
     "procvid graph build --data data/synth --method tgml --formats json,png --out graphs/synth",
     "procvid graph stats --data crosstask",
+    "procvid graph predict --graph graphs/crosstask/23521.json --prefix 1,3,2",
+    "procvid graph predict --model runs/script/crosstask/script.pt --task 23521 --prefix 1,3 --beam 5",
 ]
 DATASETS = "crosstask, coin, captaincook4d, niv, ego4d, graph_script or a dataset folder"
 
@@ -40,9 +43,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stats.add_argument("--threshold", type=float, default=None, metavar="P",
                        help="transition probability that makes a next step frequent (default 0.1)")
 
+    predict = actions.add_parser("predict", help="rank the next steps after a partial step sequence; complete it",
+                                 description="Next steps with probabilities and a completion to END, from a "
+                                             "graph script (a walk: the most frequent valid successor, see "
+                                             "procvid.graph.script_model.GraphWalk) or a script model.")
+    source = predict.add_mutually_exclusive_group(required=True)
+    source.add_argument("--graph", metavar="FILE", help="graph script (node-link JSON from graph build)")
+    source.add_argument("--model", metavar="FILE", help="script model (export or checkpoint of procvid train script)")
+    predict.add_argument("--task", metavar="ID", help="task id (needed with a model of several tasks)")
+    predict.add_argument("--prefix", default="", metavar="IDS", help="steps done so far, comma-separated "
+                                                                     "(default: none, i.e. predict the first step)")
+    predict.add_argument("--top", type=int, default=5, metavar="N", help="next steps listed (default 5)")
+    predict.add_argument("--beam", type=int, default=1, metavar="W",
+                         help="beam width of the completion (default 1: greedy)")
+
 
 def run(args: argparse.Namespace) -> int:
-    return {"build": _build, "stats": _stats}[args.graph_command](args)
+    return {"build": _build, "stats": _stats, "predict": _predict}[args.graph_command](args)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -90,6 +107,49 @@ def _stats(args: argparse.Namespace) -> int:
     if dataset.name == "crosstask":
         print("published (Zhou et al., ACL 2023, CrossTask): 64.5% reversed consecutive pairs, "
               "2.56 frequent next steps per step")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import math
+
+    from procvid.errors import ProcvidError
+    from procvid.graph.script import END, START
+    from procvid.graph.script_model import GraphWalk, beam_search, load_script_model, ranked
+
+    if args.top < 1 or args.beam < 1:
+        raise ProcvidError("--top and --beam must be at least 1")
+    if args.graph:
+        from procvid.graph.export import read_json
+
+        graph = read_json(args.graph)
+        task = str(graph.graph.get("task_id") or args.task or "task")  # only a key: the file holds one task
+        model = GraphWalk({task: graph})
+        texts = {n: text for n, text in graph.nodes(data="text") if n not in (START, END)}
+    else:
+        model = load_script_model(args.model)
+        tasks = model.vocab.tasks
+        task = args.task or (next(iter(tasks)) if len(tasks) == 1 else None)
+        if task not in tasks:
+            raise ProcvidError(f"name one of the model's {len(tasks)} tasks with --task "
+                               f"({', '.join(list(tasks)[:10])}{', ...' if len(tasks) > 10 else ''})")
+        texts = model.vocab.texts[task]
+    by_name = {str(s): s for s in texts}
+    names = [p.strip() for p in args.prefix.split(",") if p.strip()]
+    unknown = [p for p in names if p not in by_name]
+    if unknown:
+        raise ProcvidError(f"task {task} has no step {unknown[0]!r} (steps: {', '.join(by_name)})")
+    prefix = [by_name[p] for p in names]
+
+    print(f"task {task}; done: {' -> '.join(map(str, prefix)) or '(nothing)'}")
+    print(f"{'rank':>4}  {'step':<8} {'prob':>6}  text")
+    for rank, (step, p) in enumerate(ranked(model.predict(task, [prefix])[0])[: args.top], start=1):
+        print(f"{rank:>4}  {str(step):<8} {p:6.3f}  {texts.get(step, '') if step != END else '(the task ends)'}")
+    rest, logp = beam_search(model, task, prefix, args.beam, max_steps=2 * len(texts))[0]
+    how = "greedy" if args.beam == 1 else f"beam {args.beam}"
+    done = " -> ".join(map(str, prefix))
+    print(f"completion ({how}, p = {math.exp(logp):.3f}): "
+          f"{done + ' | ' if done else ''}{' -> '.join(map(str, [*rest, END]))}")
     return 0
 
 
