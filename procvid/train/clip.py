@@ -16,7 +16,6 @@ from procvid.metrics.retrieval import text_to_frame_recall, zero_shot_step_accur
 
 class SyntheticFramesDataModule(L.LightningDataModule):
     """(frame, step-text index) pairs from a synthetic world, split into train / val by video.
-    With `include_idle`, idle-gap frames are paired with IDLE_TEXT (they are never scored).
 
     If `world` does not exist it is generated first (`num_videos` videos from `world_seed`), so a
     training run is reproducible from its config alone.
@@ -24,7 +23,7 @@ class SyntheticFramesDataModule(L.LightningDataModule):
 
     def __init__(self, world: str = "datasets/synth/train", num_videos: int = 120, world_seed: int = 0,
                  fps: float = 2.0, image_size: int = 64, val_fraction: float = 0.1, batch_size: int = 256,
-                 num_workers: int = 0, seed: int = 0, include_idle: bool = False):
+                 num_workers: int = 0, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
 
@@ -40,8 +39,7 @@ class SyntheticFramesDataModule(L.LightningDataModule):
         if hasattr(self, "train_set"):
             return
         hp = self.hparams
-        data = load_world_frames(hp.world, fps=hp.fps, size=hp.image_size, progress=False,
-                                 include_idle=hp.include_idle)
+        data = load_world_frames(hp.world, fps=hp.fps, size=hp.image_size, progress=False)
         self.texts, text_idx = data.text_index()
         self.task_ranges = data.task_text_ranges()
         rng = np.random.default_rng(hp.seed)
@@ -128,8 +126,6 @@ class ClipModule(L.LightningModule):
             return
         img, text_idx, task = (torch.cat(x).numpy() for x in zip(*self._val))
         self._val.clear()
-        in_step = text_idx < len(self.trainer.datamodule.texts) - 1  # idle frames have no step to score
-        img, text_idx, task = img[in_step], text_idx[in_step], task[in_step]
         with torch.no_grad():
             txt = self._text_features().float().cpu().numpy()
         dm = self.trainer.datamodule

@@ -11,9 +11,6 @@ import numpy as np
 
 from procvid.errors import ProcvidError
 
-# Text paired with idle-gap frames when they are used for training (the last text of text_index).
-IDLE_TEXT = "the hand rests and nothing changes"
-
 
 @dataclass
 class LabelledFrames:
@@ -25,13 +22,12 @@ class LabelledFrames:
     videos: list[str]
 
     def text_index(self) -> tuple[list[str], np.ndarray]:
-        """All step texts (task order) then IDLE_TEXT, and per frame the index of its text."""
+        """All step texts (task order) and, per frame, the index of its step's text."""
         texts, offsets = [], []
         for t in self.tasks:
             offsets.append(len(texts))
             texts.extend(s["text"] for s in t["steps"])
-        index = np.where(self.step > 0, np.asarray(offsets)[self.task] + self.step - 1, len(texts))
-        return texts + [IDLE_TEXT], index
+        return texts, np.asarray(offsets)[self.task] + self.step - 1
 
     def task_text_ranges(self) -> list[range]:
         ranges, start = [], 0
@@ -42,9 +38,8 @@ class LabelledFrames:
 
 
 def load_world_frames(world: str | Path, fps: float = 2.0, size: int = 64, videos: list[str] | None = None,
-                      progress: bool = True, include_idle: bool = False) -> LabelledFrames:
-    """Decode frames at `fps` from a synthetic world: those inside a step, and with `include_idle`
-    also those of idle gaps (step 0)."""
+                      progress: bool = True) -> LabelledFrames:
+    """Decode frames at `fps` from a synthetic world; keep those inside a step (not idle gaps)."""
     from tqdm import tqdm
 
     from procvid.video import Sampling, read_frames
@@ -61,7 +56,7 @@ def load_world_frames(world: str | Path, fps: float = 2.0, size: int = 64, video
         labels = np.load(world / "labels" / f"{row['video_id']}.npy")
         frames, times = read_frames(world / row["path"], Sampling(fps=fps), size=size)
         step = labels[np.clip(np.round(times * float(row["fps"])).astype(int), 0, len(labels) - 1)]
-        keep = (step >= 0) if include_idle else (step > 0)
+        keep = step > 0
         out["frames"].append(frames[keep])
         out["step"].append(step[keep].astype(np.int64))
         out["task"].append(np.full(keep.sum(), task_index[row["task_id"]]))
