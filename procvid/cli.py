@@ -24,6 +24,7 @@ COMMANDS = {
     "train": "train",
     "graph": "graph",
     "eval": "eval",
+    "generate": "generate",
 }
 
 

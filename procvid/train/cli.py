@@ -14,6 +14,7 @@ import importlib
 MODELS = {
     "clip": ("procvid.train.clip:ClipModule", "procvid.train.clip:SyntheticFramesDataModule"),
     "sbd": ("procvid.train.sbd:SBDModule", "procvid.train.sbd:EmbeddingChunksDataModule"),
+    "kig": ("procvid.train.kig:KIGModule", "procvid.train.kig:KeyStepPairsDataModule"),
     "script": ("procvid.train.script:ScriptModule", "procvid.train.script:StepSequencesDataModule"),
 }
 

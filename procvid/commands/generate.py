@@ -1,0 +1,86 @@
+"""procvid generate: key steps of a skill (plan) and one image per step (KIG), from an initial image."""
+
+HELP = "plan the key steps of a skill and generate one image per step from an initial scene image"
+EXAMPLES = [
+    'procvid generate --image start.png --skill "make a cup of tea" --out gen_tea',
+    'procvid generate --image start.png --skill "pizza" --steps 3 --seed 7 --guidance 4 --out gen_pizza',
+    "procvid generate --image start.png --plan my_steps.json --out gen_custom",
+    'procvid generate --image start.png --skill "tea" --kig path/to/instruct-pix2pix --out gen_ip2p',
+]
+
+
+def add_arguments(p):
+    from procvid.generate.kig import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
+
+    p.add_argument("--image", required=True, metavar="PNG", help="initial image of the scene")
+    p.add_argument("--skill", metavar="TEXT", help="skill description, e.g. \"make a cup of tea\"")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--steps", type=int, default=5, metavar="N", help="at most N key steps (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
+                   help=f"text guidance scale (default {DEFAULT_GUIDANCE:g})")
+    p.add_argument("--image-guidance", type=float, default=DEFAULT_IMAGE_GUIDANCE,
+                   help=f"image guidance scale: faithfulness to the previous image (default {DEFAULT_IMAGE_GUIDANCE:g})")
+    p.add_argument("--sampler-steps", type=int, default=DEFAULT_STEPS,
+                   help=f"diffusion sampler steps per image (default {DEFAULT_STEPS})")
+    p.add_argument("--plan", metavar="FILE", help="your own steps: a JSON list of step texts or a plan.json "
+                                                  "(skips retrieval)")
+    p.add_argument("--kig", metavar="PATH", help="key-step image generator folder: ours or a diffusers "
+                                                 "InstructPix2Pix / Stable Diffusion folder (default: shipped)")
+    p.add_argument("--library", metavar="PATH", help="skill library: its folder, a `procvid graph build` output "
+                                                     "folder or a synthetic world (default: shipped)")
+    p.add_argument("--text-encoder", choices=("minilm", "clip"), default="minilm",
+                   help="text encoder for skill retrieval (default minilm)")
+    p.add_argument("--device", default="cpu", help="torch device for the generator (default cpu)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the small shipped model runs fastest on one, and more "
+                        "threads stall when other jobs share the cores; raise it for big diffusers folders)")
+
+
+def run(args) -> int:
+    import time
+
+    from procvid.errors import ProcvidError
+    from procvid.generate.kig import load_generator
+    from procvid.generate.planner import Plan, SkillLibrary, make_plan, read_plan_file
+    from procvid.generate.report import load_image, write_outputs
+    from procvid.paths import CHECKPOINTS_DIR
+
+    started = time.perf_counter()
+    if args.threads < 1:
+        raise ProcvidError(f"--threads must be at least 1, got {args.threads}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.steps < 1:
+        raise ProcvidError(f"--steps must be at least 1, got {args.steps}")
+    if args.skill is not None and not args.skill.strip():
+        raise ProcvidError("--skill is empty: describe the skill, e.g. --skill \"make a cup of tea\"")
+    if args.skill is None and not args.plan:
+        raise ProcvidError("give --skill TEXT (retrieves a plan) or --plan FILE (your own steps)")
+    start = load_image(args.image)
+    if args.plan:
+        texts = read_plan_file(args.plan)[: args.steps]
+        plan = Plan(None, args.skill or "", [(None, t) for t in texts])
+    else:
+        library = SkillLibrary.load(args.library or CHECKPOINTS_DIR / "procvid-kig")
+        plan = make_plan(library, args.skill, start, args.steps, text=args.text_encoder)
+        if not plan.steps:
+            raise ProcvidError(f"the retrieved skill {plan.name!r} has no steps")
+        best = plan.retrieved[0]
+        print(f"skill: {plan.name} (p = {best['probability']:.2f}); plan: {len(plan.steps)} steps")
+    kig = load_generator(args.kig or CHECKPOINTS_DIR / "procvid-kig", device=args.device)
+    settings = {"kig": str(args.kig or "shipped procvid-kig"), "seed": args.seed, "guidance": args.guidance,
+                "image_guidance": args.image_guidance, "sampler_steps": args.sampler_steps}
+    images, prev = [], start
+    for i, (_, text) in enumerate(plan.steps, 1):
+        prev = kig.generate(prev, text, guidance=args.guidance, image_guidance=args.image_guidance,
+                            steps=args.sampler_steps, seed=args.seed + i)  # each step edits the previous image
+        images.append(prev)
+        print(f"  {i}. {text}")
+    from procvid.generate.keyframes import resize_square
+
+    paths = write_outputs(args.out, plan.to_json(), resize_square(start[None], kig.image_size)[0], images, settings)
+    print(f"wrote {len(images)} key-step images, {paths['contact_sheet']} and {paths['html']} "
+          f"in {time.perf_counter() - started:.1f} s")
+    return 0

@@ -1,0 +1,147 @@
+"""Key-step generation benchmark on held-out synthetic videos.
+
+For every key-step transition of the held-out videos (start = key frame k-1 from the video, text = step k,
+truth = key frame k; procvid.generate.keyframes) each method makes the image after step k:
+- KIG: the key-step image generator (both conditions, InstructPix2Pix guidance);
+- KIG, no image: the same model with the null image (text guidance only): what the image condition adds;
+- copy previous: the start image unchanged;
+- true next frame: the real key frame k (a reference: the ceiling of the metrics, not a method).
+Metrics, all at the KIG's resolution (every image is resized to it first):
+- step acc: the default encoder classifies the image as step k's state (zero-shot against the task's step texts);
+- text align: cosine of the image and step k's text in the default CLIP space;
+- scene cos: cosine of the image and the start image (consistency with the scene, CLIP space);
+- PSNR: against the true next frame, in pixels.
+Rollout: from each video's initial scene, generate its first ROLLOUT steps, each from the previous
+*generated* image, and report step accuracy at each position.
+
+    python tools/bench_generate.py [--kig checkpoints/procvid-kig] [--world datasets/synth/heldout_seed1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+
+def transitions(key_frames, tasks):
+    """Arrays over all transitions: start/truth images, task index, step index (0-based), step texts."""
+    task_index = {t["id"]: i for i, t in enumerate(tasks)}
+    start, truth, task, step = [], [], [], []
+    for kf in key_frames:
+        for k, sid in enumerate(kf.order, start=1):
+            start.append(kf.frames[k - 1, -1])
+            truth.append(kf.frames[k, -1])
+            task.append(task_index[kf.task_id])
+            step.append(sid - 1)
+    texts = [tasks[t]["steps"][s]["text"] for t, s in zip(task, step)]
+    return np.stack(start), np.stack(truth), np.array(task), np.array(step), texts
+
+
+class Scorer:
+    """The default encoder's view of images: step classification, text alignment, scene similarity."""
+
+    def __init__(self, tasks, size):
+        from procvid.encoders import load_encoder
+
+        self.encoder, self.size = load_encoder("default"), size
+        self.step_texts = [self.encoder.encode_texts([s["text"] for s in t["steps"]]) for t in tasks]
+
+    def embed(self, images):
+        from procvid.generate.keyframes import resize_square
+
+        return self.encoder.encode_images(resize_square(images, self.size))
+
+    def step_correct(self, emb, task, step):
+        return np.array([(self.step_texts[t] @ e).argmax() == s for e, t, s in zip(emb, task, step)])
+
+    def scores(self, images, start_emb, truth, task, step) -> dict:
+        from procvid.generate.keyframes import resize_square
+
+        emb = self.embed(images)
+        text = np.stack([self.step_texts[t][s] for t, s in zip(task, step)])
+        a, b = resize_square(images, self.size).astype(np.float64), resize_square(truth, self.size).astype(np.float64)
+        mse = ((a - b) ** 2).mean(axis=(1, 2, 3))
+        return {"step acc": 100 * self.step_correct(emb, task, step).mean(),
+                "text align": (emb * text).sum(1).mean(),
+                "scene cos": (emb * start_emb).sum(1).mean(),
+                "PSNR": (10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))).mean()}
+
+
+def generate_all(kig, starts, texts, batch, **options) -> tuple[np.ndarray, float]:
+    """Images for all transitions, in batches; returns them and the seconds per image."""
+    out, started = [], time.perf_counter()
+    for i in range(0, len(texts), batch):
+        prev = None if starts is None else starts[i:i + batch]
+        out.append(kig.generate_batch(prev, texts[i:i + batch], seed=i, **options))
+    return np.concatenate(out), (time.perf_counter() - started) / len(texts)
+
+
+def rollout(kig, key_frames, tasks, scorer, length, batch, **options) -> np.ndarray:
+    """Step accuracy (%) at each position of `length`-step rollouts from each video's initial scene."""
+    task_index = {t["id"]: i for i, t in enumerate(tasks)}
+    videos = [kf for kf in key_frames if len(kf.order) >= length]
+    images = np.stack([kf.frames[0, -1] for kf in videos])
+    task = np.array([task_index[kf.task_id] for kf in videos])
+    correct = []
+    for k in range(length):
+        step = np.array([kf.order[k] - 1 for kf in videos])
+        texts = [tasks[t]["steps"][s]["text"] for t, s in zip(task, step)]
+        images, _ = generate_all(kig, images, texts, batch, **options)
+        correct.append(100 * scorer.step_correct(scorer.embed(images), task, step).mean())
+    return np.array(correct), len(videos)
+
+
+def main(argv=None) -> int:
+    import torch
+
+    from procvid.generate.keyframes import load_key_frames, world_videos
+    from procvid.generate.kig import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS, load_generator
+    from procvid.paths import CHECKPOINTS_DIR, REPO_ROOT
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--kig", default=str(CHECKPOINTS_DIR / "procvid-kig"))
+    p.add_argument("--world", default=str(REPO_ROOT / "datasets/synth/heldout_seed1"))
+    p.add_argument("--videos", type=int, default=None, help="only the first N videos (default all)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps")
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    p.add_argument("--image-guidance", type=float, default=DEFAULT_IMAGE_GUIDANCE)
+    p.add_argument("--rollout", type=int, default=5, help="rollout length (0: skip)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    tasks, rows = world_videos(args.world)
+    names = [r["video_id"] for r in rows][: args.videos]
+    key_frames = load_key_frames(args.world, videos=names, progress=False)
+    start, truth, task, step, texts = transitions(key_frames, tasks)
+    kig = load_generator(args.kig)
+    scorer = Scorer(tasks, kig.image_size)
+    start_emb = scorer.embed(start)
+    options = {"steps": args.steps, "guidance": args.guidance, "image_guidance": args.image_guidance}
+
+    generated, per_image = generate_all(kig, start, texts, args.batch, **options)
+    no_image, per_image_blind = generate_all(kig, None, texts, args.batch, **options)
+    rows = {"KIG": (generated, per_image), "KIG, no image": (no_image, per_image_blind),
+            "copy previous": (start, 0.0), "true next frame": (truth, None)}
+    print(f"{len(texts)} key-step transitions from {len(key_frames)} videos of {args.world}; KIG {args.kig}, "
+          f"{args.steps} sampler steps, guidance {args.guidance:g} (text) / {args.image_guidance:g} (image), "
+          f"{kig.image_size} px, {torch.get_num_threads()} CPU threads")
+    print(f"{'method':17} {'step acc %':>10} {'text align':>10} {'scene cos':>10} {'PSNR dB':>8} {'s/step':>7}")
+    for name, (images, seconds) in rows.items():
+        s = scorer.scores(images, start_emb, truth, task, step)
+        sec = "-" if seconds is None else f"{seconds:.3f}"
+        print(f"{name:17} {s['step acc']:10.1f} {s['text align']:10.3f} {s['scene cos']:10.3f} {s['PSNR']:8.2f} "
+              f"{sec:>7}")
+    if args.rollout:
+        acc, n = rollout(kig, key_frames, tasks, scorer, args.rollout, args.batch, **options)
+        print(f"rollout over {n} videos (each step from the previous generated image): step acc % at steps 1-"
+              f"{args.rollout}: " + " ".join(f"{a:.1f}" for a in acc) + f"; mean {acc.mean():.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
