@@ -24,7 +24,7 @@ class RunConfig:
 
     encoder: str = "default"
     fps: float = 2.0
-    method: str = "uvd"
+    method: str = "sbd"
     method_params: dict = field(default_factory=dict)
     graph_method: str = "precedence"
     graph_tolerance: float = 0.0

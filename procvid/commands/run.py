@@ -4,7 +4,7 @@ HELP = "run the whole pipeline on videos and write a browsable HTML report"
 EXAMPLES = [
     "procvid run data/synth/videos --annotations data/synth --out run_out",
     "procvid run ../shared/data/videos --out run_out --encoder ViT-B-32:/models/open_clip_pytorch_model.bin",
-    "procvid run videos/ --out run_out --config configs/run/sbd.yaml",
+    "procvid run videos/ --out run_out --config configs/run/default.yaml --method uvd",
 ]
 
 
