@@ -10,7 +10,7 @@ EXAMPLES = [
 
 
 def add_arguments(p):
-    from procvid.generate.kig import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
+    from procvid.generate import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
 
     p.add_argument("--image", required=True, metavar="PNG", help="initial image of the scene")
     p.add_argument("--skill", metavar="TEXT", help="skill description, e.g. \"make a cup of tea\"")
@@ -20,7 +20,8 @@ def add_arguments(p):
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE,
                    help=f"text guidance scale (default {DEFAULT_GUIDANCE:g})")
     p.add_argument("--image-guidance", type=float, default=DEFAULT_IMAGE_GUIDANCE,
-                   help=f"image guidance scale: faithfulness to the previous image (default {DEFAULT_IMAGE_GUIDANCE:g})")
+                   help="image guidance scale: faithfulness to the previous image "
+                        f"(default {DEFAULT_IMAGE_GUIDANCE:g})")
     p.add_argument("--sampler-steps", type=int, default=DEFAULT_STEPS,
                    help=f"diffusion sampler steps per image (default {DEFAULT_STEPS})")
     p.add_argument("--plan", metavar="FILE", help="your own steps: a JSON list of step texts or a plan.json "
@@ -40,25 +41,26 @@ def add_arguments(p):
 def run(args) -> int:
     import time
 
+    import torch
+
     from procvid.errors import ProcvidError
+    from procvid.generate.keyframes import resize_square
     from procvid.generate.kig import load_generator
     from procvid.generate.planner import Plan, SkillLibrary, make_plan, read_plan_file
     from procvid.generate.report import load_image, write_outputs
     from procvid.paths import CHECKPOINTS_DIR
 
     started = time.perf_counter()
-    if args.threads < 1:
-        raise ProcvidError(f"--threads must be at least 1, got {args.threads}")
-    import torch
-
+    for name in ("steps", "sampler_steps", "threads"):
+        if getattr(args, name) < 1:
+            raise ProcvidError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
-    if args.steps < 1:
-        raise ProcvidError(f"--steps must be at least 1, got {args.steps}")
     if args.skill is not None and not args.skill.strip():
         raise ProcvidError("--skill is empty: describe the skill, e.g. --skill \"make a cup of tea\"")
     if args.skill is None and not args.plan:
         raise ProcvidError("give --skill TEXT (retrieves a plan) or --plan FILE (your own steps)")
     start = load_image(args.image)
+    kig = load_generator(args.kig or CHECKPOINTS_DIR / "procvid-kig", device=args.device)
     if args.plan:
         texts = read_plan_file(args.plan)[: args.steps]
         plan = Plan(None, args.skill or "", [(None, t) for t in texts])
@@ -69,7 +71,6 @@ def run(args) -> int:
             raise ProcvidError(f"the retrieved skill {plan.name!r} has no steps")
         best = plan.retrieved[0]
         print(f"skill: {plan.name} (p = {best['probability']:.2f}); plan: {len(plan.steps)} steps")
-    kig = load_generator(args.kig or CHECKPOINTS_DIR / "procvid-kig", device=args.device)
     settings = {"kig": str(args.kig or "shipped procvid-kig"), "seed": args.seed, "guidance": args.guidance,
                 "image_guidance": args.image_guidance, "sampler_steps": args.sampler_steps}
     images, prev = [], start
@@ -78,8 +79,6 @@ def run(args) -> int:
                             steps=args.sampler_steps, seed=args.seed + i)  # each step edits the previous image
         images.append(prev)
         print(f"  {i}. {text}")
-    from procvid.generate.keyframes import resize_square
-
     paths = write_outputs(args.out, plan.to_json(), resize_square(start[None], kig.image_size)[0], images, settings)
     print(f"wrote {len(images)} key-step images, {paths['contact_sheet']} and {paths['html']} "
           f"in {time.perf_counter() - started:.1f} s")

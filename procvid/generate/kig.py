@@ -34,11 +34,9 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from procvid.errors import ProcvidError
 
+from procvid.generate import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
+
 PIPELINE_CLASS = "KeyStepPipeline"
-# InstructPix2Pix's defaults are 7.5 / 1.5 for 100 DDIM steps; these suit our small model (bench_generate)
-DEFAULT_GUIDANCE = 3.0
-DEFAULT_IMAGE_GUIDANCE = 1.5
-DEFAULT_STEPS = 15
 
 
 class ClipTokenEncoder(ModelMixin, ConfigMixin):

@@ -28,7 +28,7 @@ def load_image(path: str | Path) -> np.ndarray:
         raise ProcvidError(f"start image {path} not found")
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))  # a writable copy
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise ProcvidError(f"start image {path} is not a readable image ({e.__class__.__name__})") from None
 

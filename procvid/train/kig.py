@@ -86,16 +86,18 @@ class KIGModule(L.LightningModule):
     """Diffusion training of the KIG UNet (the text tower stays frozen; its token states are cached).
 
     Loss: MSE on the scheduler's prediction target (x0 by default, parametrised as a change of the
-    previous image: procvid.generate.kig.denoise) with a clamped-SNR weighting (see _loss). Conditions are dropped as in InstructPix2Pix
-    (text only, image only, both; `drop` each) for classifier-free guidance. An EMA copy of the UNet is
-    what gets exported to `export_path` at fit end, with the planner's skill library of the same world.
+    previous image: procvid.generate.kig.denoise) with a clamped-SNR weighting (see _loss). Conditions
+    are dropped as in InstructPix2Pix (text only, image only, both; `drop` each) for classifier-free
+    guidance, and the previous image is noised at random (`cond_noise`), as against drift in
+    autoregressive generation. An EMA copy of the UNet is what gets exported to `export_path` at fit
+    end, with the planner's skill library of the same world.
     """
 
     def __init__(self, image_size: int = 32, fold: int = 2, block_out_channels: list[int] = (64, 96, 128),
                  layers_per_block: int = 1, attention_levels: int = 1, prediction_type: str = "sample",
                  lr: float = 1e-3, weight_decay: float = 0.01, warmup_steps: int = 100, drop: float = 0.05,
-                 snr_gamma: float = 5.0, ema_decay: float = 0.999, export_path: str | None = None,
-                 export_fp16: bool = True, threads: int | None = None):
+                 snr_gamma: float = 5.0, cond_noise: float = 0.2, ema_decay: float = 0.999,
+                 export_path: str | None = None, export_fp16: bool = True, threads: int | None = None):
         super().__init__()
         self.save_hyperparameters()
         from procvid.generate.kig import KeyStepGenerator, training_scheduler
@@ -136,7 +138,11 @@ class KIGModule(L.LightningModule):
             drop_text = (u < p) | (u >= 2 * p) & (u < 3 * p)
             drop_image = (u >= p) & (u < 3 * p)
             states = torch.where(drop_text[:, None, None], self.text_states[-1:], states)
-            cond = cond * (~drop_image)[:, None, None, None]
+            # rollouts condition on generated images: noise on half the previous images (std up to
+            # cond_noise) teaches the model to clean them up instead of passing artifacts on
+            sigma = self.hparams.cond_noise * torch.rand(n, 1, 1, 1, device=self.device) * (torch.rand(
+                n, 1, 1, 1, device=self.device) < 0.5)
+            cond = (cond + sigma * torch.randn_like(cond)) * (~drop_image)[:, None, None, None]
         pred = denoise(unet, noisy, t, cond, states, residual=kind == "sample")
         # x0-error weight clamp(SNR, 1, gamma), converted to the target's scale: min-SNR-gamma caps the
         # easy low-noise steps; the floor of 1 keeps the high-noise steps, where the edit is decided
