@@ -24,6 +24,16 @@ def tiny_encoder():
     return load_encoder("procvid-test-tiny:random", device="cpu")
 
 
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory):
+    """Six short synthetic videos, generated once for every test that trains on a world."""
+    from procvid.data.synthetic import generate_world
+
+    world = tmp_path_factory.mktemp("world")
+    generate_world(world, num_videos=6, seed=11, size=64, min_duration=20, max_duration=25, progress=False)
+    return world
+
+
 @pytest.fixture
 def procvid_cmd():
     """The CLI as a subprocess argv prefix (same interpreter as the tests)."""

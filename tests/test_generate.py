@@ -143,20 +143,11 @@ def test_kig_one_sampling_step_and_no_image_condition(tiny_kig):
     assert tiny_kig.generate(None, "a", steps=1).shape == (16, 16, 3)
 
 
-@pytest.fixture(scope="module")
-def tiny_world(tmp_path_factory):
-    from procvid.data.synthetic import generate_world
-
-    world = tmp_path_factory.mktemp("world")
-    generate_world(world, num_videos=6, seed=11, size=64, min_duration=20, max_duration=25, progress=False)
-    return world
-
-
-def test_train_kig_fast_dev_run(tiny_world, tmp_path):
+def test_train_kig_fast_dev_run(small_world, tmp_path):
     from procvid.generate.kig import load_generator
 
     main(["train", "kig", "--config", str(REPO_ROOT / "configs/train/kig.yaml"),
-          "--config", str(REPO_ROOT / "configs/trainer/debug.yaml"), f"--data.world={tiny_world}",
+          "--config", str(REPO_ROOT / "configs/trainer/debug.yaml"), f"--data.world={small_world}",
           "--data.batch_size", "4", "--model.block_out_channels", "[16, 32]",
           "--model.export_path", str(tmp_path / "kig")])
     kig = load_generator(tmp_path / "kig")
@@ -164,8 +155,8 @@ def test_train_kig_fast_dev_run(tiny_world, tmp_path):
     assert len(SkillLibrary.load(tmp_path / "kig").skills) == 6
 
 
-def test_library_from_graph_build_output(tiny_world, tmp_path):
-    assert main(["graph", "build", "--data", str(tiny_world), "--formats", "json", "--out", str(tmp_path)]) == 0
+def test_library_from_graph_build_output(small_world, tmp_path):
+    assert main(["graph", "build", "--data", str(small_world), "--formats", "json", "--out", str(tmp_path)]) == 0
     library = SkillLibrary.load(tmp_path)
     assert len(library.skills) == 6 and not library.has_images()
     tea = next(s for s in library.skills if s.id == "tea")

@@ -13,15 +13,6 @@ CLIP_CFG = str(REPO_ROOT / "configs/train/clip_tiny.yaml")
 DEBUG_CFG = str(REPO_ROOT / "configs/trainer/debug.yaml")
 
 
-@pytest.fixture(scope="session")
-def small_world(tmp_path_factory):
-    from procvid.data.synthetic import generate_world
-
-    world = tmp_path_factory.mktemp("world")
-    generate_world(world, num_videos=6, seed=11, size=64, min_duration=20, max_duration=25, progress=False)
-    return world
-
-
 def test_clip_fast_dev_run(small_world, tmp_path):
     main(["train", "clip", "--config", CLIP_CFG, "--config", DEBUG_CFG, f"--data.world={small_world}",
           "--model.export_path", str(tmp_path / "w.safetensors"), "--data.batch_size", "32"])

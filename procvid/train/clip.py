@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from procvid.metrics.retrieval import text_to_frame_recall, zero_shot_step_accuracy
+from procvid.train.world import SyntheticWorldDataModule
 
 
-class SyntheticFramesDataModule(L.LightningDataModule):
+class SyntheticFramesDataModule(SyntheticWorldDataModule):
     """(frame, step-text index) pairs from a synthetic world, split into train / val by video.
 
     If `world` does not exist it is generated first (`num_videos` videos from `world_seed`), so a
@@ -27,11 +28,6 @@ class SyntheticFramesDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
 
-    def prepare_data(self):
-        from procvid.data.synthetic import generate_world
-
-        if not (Path(self.hparams.world) / "videos.csv").exists():
-            generate_world(self.hparams.world, num_videos=self.hparams.num_videos, seed=self.hparams.world_seed)
 
     def setup(self, stage=None):
         from procvid.train.frames import load_world_frames

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from procvid.train.world import SyntheticWorldDataModule
+
 
 class _Pairs(Dataset):
     """(start uint8 [3,H,W], target uint8 [3,H,W], text index); random window frames unless `fixed`."""
@@ -35,7 +37,7 @@ class _Pairs(Dataset):
         return start, target, int(text)
 
 
-class KeyStepPairsDataModule(L.LightningDataModule):
+class KeyStepPairsDataModule(SyntheticWorldDataModule):
     """Key-step pairs of a synthetic world, split into train / val by video.
 
     If `world` does not exist it is generated first (`num_videos` videos from `world_seed`).
@@ -47,11 +49,6 @@ class KeyStepPairsDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
 
-    def prepare_data(self):
-        from procvid.data.synthetic import generate_world
-
-        if not (Path(self.hparams.world) / "videos.csv").exists():
-            generate_world(self.hparams.world, num_videos=self.hparams.num_videos, seed=self.hparams.world_seed)
 
     def setup(self, stage=None):
         from procvid.generate.keyframes import load_key_frames, world_videos
