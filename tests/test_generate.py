@@ -164,43 +164,10 @@ def test_library_from_graph_build_output(small_world, tmp_path):
     assert order[0] == 1 and all(nx.ancestors(tea.graph, s) - {START} <= set(order[:i]) for i, s in enumerate(order))
 
 
-def _tiny_instruct_pix2pix(path):
-    """A randomly initialised InstructPix2Pix pipeline folder; its CLIP tokenizer has a byte-level vocab
-    written here (no merges), so nothing is downloaded."""
-    import torch
-    from diffusers import (AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionInstructPix2PixPipeline,
-                           UNet2DConditionModel)
-    from open_clip.tokenizer import bytes_to_unicode
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    chars = list(bytes_to_unicode().values())
-    vocab = {t: i for i, t in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
-    path.mkdir(parents=True)
-    (path / "vocab.json").write_text(json.dumps(vocab))
-    (path / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"), model_max_length=32)
-    torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=32, bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
-        pad_token_id=vocab["<|endoftext|>"]))
-    vae = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
-                        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=8)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=8, out_channels=4, block_out_channels=(16, 32),
-                                layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
-                                attention_head_dim=2, norm_num_groups=8)
-    pipe = StableDiffusionInstructPix2PixPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                                  scheduler=DPMSolverMultistepScheduler(), safety_checker=None,
-                                                  feature_extractor=None, requires_safety_checker=False)
-    pipe.save_pretrained(str(path / "pipe"))
-    return path / "pipe"
-
-
-def test_real_instruct_pix2pix_folder_through_generate(tmp_path):
+def test_real_instruct_pix2pix_folder_through_generate(tiny_instruct_pix2pix, tmp_path):
     from procvid.generate.kig import DiffusersGenerator, load_generator
 
-    folder = _tiny_instruct_pix2pix(tmp_path / "ip2p")
+    folder = tiny_instruct_pix2pix
     kig = load_generator(folder)
     assert isinstance(kig, DiffusersGenerator) and kig.is_pix2pix
     prev = np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8)

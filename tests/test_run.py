@@ -29,20 +29,70 @@ def run_out(world, tmp_path_factory):
     return out
 
 
-def test_run_writes_every_stage(run_out):
+def test_run_writes_every_stage(world, run_out):
+    import json
+
     assert len(list((run_out / "features").glob("*.safetensors"))) == 6
     assert len(list((run_out / "segments").glob("*.segments.json"))) == 6
     assert len(list((run_out / "segments").glob("*.timeline.png"))) == 6
     assert len(list((run_out / "graphs").glob("*.png"))) == 6
+    steps = sorted((run_out / "steps").glob("*.steps.json"))
+    assert len(steps) == 6
+    tasks = {t["id"]: t for t in json.loads((world / "tasks.json").read_text())}
+    for f in steps:  # grounded paths name steps of the video's own task, each at most once
+        doc = json.loads(f.read_text())
+        assert doc["task"] == f.name.split("_")[0] and doc["order"] == "graph"
+        assert set(doc["path"]) <= {s["id"] for s in tasks[doc["task"]]["steps"]}
+        assert len(doc["path"]) == len(set(doc["path"])) > 0
+    sheets = sorted((run_out / "generate").glob("*/contact_sheet.png"))
+    assert {p.parent.name for p in sheets} == {f.name.split("_")[0] for f in steps}
+    for sheet in sheets:
+        plan = json.loads((sheet.parent / "plan.json").read_text())
+        assert 1 <= len(plan["steps"]) <= 5 and all((sheet.parent / s["image"]).exists() for s in plan["steps"])
     page = (run_out / "report" / "index.html").read_text()
     assert page.count("class='timeline'") == 6 and page.count("class='graph'") == 6
+    assert page.count("class='sheet'") == len(sheets) and page.count("class='grounded'") == 6
+    assert "Grounded steps against ground truth" in page
 
 
 def test_rerun_reuses_outputs(world, run_out, capsys):
-    before = {p: p.stat().st_mtime_ns for p in (run_out / "segments").glob("*.segments.json")}
+    stages = ["segments/*.segments.json", "segments/*.timeline.png", "steps/*.steps.json", "generate/*/plan.json"]
+
+    def stamps():
+        return {p: p.stat().st_mtime_ns for pattern in stages for p in run_out.glob(pattern)}
+
+    before = stamps()
     assert main(["run", str(world / "videos"), "--annotations", str(world), "--out", str(run_out),
                  "--no-progress"]) == 0
-    assert before == {p: p.stat().st_mtime_ns for p in (run_out / "segments").glob("*.segments.json")}
+    assert before == stamps() and len(before) > 18
+
+
+def test_steps_without_annotations_build_graphs_from_grounded_paths(world, run_out, tmp_path):
+    """--steps: no ground truth; grounding names the steps and the graph scripts come from its paths.
+    Features and segments are reused from the annotated run (same encoder and detector)."""
+    import shutil
+
+    out = tmp_path / "o"
+    shutil.copytree(run_out / "features", out / "features")
+    assert main(["run", str(world / "videos"), "--steps", str(world / "tasks.json"), "--out", str(out),
+                 "--no-generate", "--no-progress"]) == 0
+    assert len(list((out / "steps").glob("*.steps.json"))) == 6
+    assert len(list((out / "graphs").glob("*.json"))) == 6
+    assert not (out / "generate").exists()
+    page = (out / "report" / "index.html").read_text()
+    assert "grounded step paths" in page and "against ground truth" not in page
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "tea"], "--task needs --steps"),
+    (["--steps", "x.json", "--annotations", "y"], "not both"),
+    (["--steps", "{world}/tasks.json", "--task", "nosuch"], "unknown task 'nosuch'"),
+])
+def test_run_option_errors(world, tmp_path, capsys, args, message):
+    args = [a.replace("{world}", str(world)) for a in args]
+    assert main(["run", str(world / "videos"), "--out", str(tmp_path / "o"), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_bad_preset_is_one_line(tmp_path, world, capsys):
@@ -60,12 +110,13 @@ def test_report_in_headless_chromium(run_out, tmp_path):
     png = tmp_path / "shot.png"
     counts = screenshot_report.content(screenshot_report.render(run_out / "report" / "index.html", png))
     assert counts["timelines"] == 6 and counts["graphs"] == 6 and counts["keyframes"] >= 6
-    assert counts["missing"] == 0
+    assert counts["generated"] >= 1 and counts["missing"] == 0
     assert png.stat().st_size > 50_000  # a real rendering, not a blank page
 
 
-def test_local_open_clip_weights_run_through_the_same_code(world, tmp_path):
-    """`--encoder NAME:/path/weights.bin` (how real pretrained weights are used) on stand-in weights."""
+def test_local_weights_run_through_the_same_code(world, tiny_instruct_pix2pix, tmp_path):
+    """`--encoder NAME:/path/weights.bin` and `--kig /path/to/instruct-pix2pix` (how real pretrained
+    weights are used) on stand-in weights saved to local files."""
     import json
 
     import open_clip
@@ -80,8 +131,14 @@ def test_local_open_clip_weights_run_through_the_same_code(world, tmp_path):
     torch.save(model.state_dict(), weights)
     spec = f"procvid-test-tiny:{weights}"
     out = tmp_path / "o"
-    assert main(["run", str(world / "videos"), "--out", str(out), "--encoder", spec, "--no-progress"]) == 0
+    assert main(["run", str(world / "videos"), "--out", str(out), "--encoder", spec, "--method", "uvd",
+                 "--steps", str(world / "tasks.json"), "--kig", str(tiny_instruct_pix2pix), "--no-progress"]) == 0
     meta = json.loads(next((out / "features").glob("*.json")).read_text())
     assert meta["encoder"].startswith("open_clip:procvid-test-tiny:open_clip_pytorch_model.bin@")
+    steps = json.loads(next((out / "steps").glob("*.steps.json")).read_text())
+    assert steps["encoder"] == meta["encoder"]  # step texts through the same weights' text tower
+    plan = json.loads(next((out / "generate").glob("*/plan.json")).read_text())
+    assert plan["settings"]["kig"] == str(tiny_instruct_pix2pix)
+    assert all((out / "generate" / plan["skill"]["id"] / s["image"]).exists() for s in plan["steps"])
     loaded = load_encoder(spec).model.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())

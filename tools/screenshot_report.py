@@ -26,7 +26,7 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def render(page: Path, png: Path, width: int = 1400, height: int = 2400) -> str:
+def render(page: Path, png: Path, width: int = 1400, height: int = 3600) -> str:
     """Write a screenshot of `page` to `png` and return the page's DOM after scripts ran."""
     exe = chromium()
     if exe is None:

@@ -24,14 +24,21 @@ def run(args) -> int:
     print(f"synthesising {args.videos} videos (seed {args.seed}) -> {world}")
     generate_world(world, num_videos=args.videos, seed=args.seed, min_duration=30, max_duration=60,
                    progress=not args.no_progress)
-    print("embedding, finding key steps, building graph scripts, writing the report")
+    print("embedding, finding key steps, grounding them, building graph scripts, generating key steps, "
+          "writing the report")
     result = run_pipeline([world / "videos"], args.out, RunConfig.from_yaml(args.config), annotations=str(world),
                           progress=not args.no_progress)
     for label, s in result.segmentation.items():
         print(f"key steps ({label}) vs truth: boundary F1 (+-1 s) {s['boundary_f1']:.2f}, MoF {s['mof']:.1f}, "
               f"F1@10/25/50 {s['f1@10']:.1f}/{s['f1@25']:.1f}/{s['f1@50']:.1f}, Edit {s['edit']:.1f}")
+    g = result.grounding_scores
+    if g:
+        print(f"grounded steps vs truth: step order accuracy {g['path_accuracy']:.1f}%, exact paths {g['exact']:.1f}%, "
+              f"frame accuracy {g['frame_accuracy']:.1f}% ({g['videos']} videos)")
     scored = [g["scores"].f1 for g in result.graphs.values() if g["scores"] is not None]
     if scored:
         print(f"graph scripts vs true task graphs: mean F1 {sum(scored) / len(scored):.2f} over {len(scored)} tasks")
+    for task_id, example in result.generation.items():
+        print(f"key-step generation example ({example['name']}): {example['contact_sheet']}")
     print(f"done in {time.perf_counter() - started:.0f} s; open the report: {result.report}")
     return 0

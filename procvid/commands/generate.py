@@ -44,10 +44,10 @@ def run(args) -> int:
     import torch
 
     from procvid.errors import ProcvidError
-    from procvid.generate.keyframes import resize_square
+    from procvid.generate.chain import generate_key_steps
     from procvid.generate.kig import load_generator
     from procvid.generate.planner import Plan, SkillLibrary, make_plan, read_plan_file
-    from procvid.generate.report import load_image, write_outputs
+    from procvid.generate.report import load_image
     from procvid.paths import CHECKPOINTS_DIR
 
     started = time.perf_counter()
@@ -71,15 +71,10 @@ def run(args) -> int:
             raise ProcvidError(f"the retrieved skill {plan.name!r} has no steps")
         best = plan.retrieved[0]
         print(f"skill: {plan.name} (p = {best['probability']:.2f}); plan: {len(plan.steps)} steps")
-    settings = {"kig": str(args.kig or "shipped procvid-kig"), "seed": args.seed, "guidance": args.guidance,
-                "image_guidance": args.image_guidance, "sampler_steps": args.sampler_steps}
-    images, prev = [], start
-    for i, (_, text) in enumerate(plan.steps, 1):
-        prev = kig.generate(prev, text, guidance=args.guidance, image_guidance=args.image_guidance,
-                            steps=args.sampler_steps, seed=args.seed + i)  # each step edits the previous image
-        images.append(prev)
-        print(f"  {i}. {text}")
-    paths = write_outputs(args.out, plan.to_json(), resize_square(start[None], kig.image_size)[0], images, settings)
-    print(f"wrote {len(images)} key-step images, {paths['contact_sheet']} and {paths['html']} "
+    paths = generate_key_steps(kig, plan, start, args.out, seed=args.seed, guidance=args.guidance,
+                               image_guidance=args.image_guidance, sampler_steps=args.sampler_steps,
+                               settings={"kig": str(args.kig or "shipped procvid-kig")},
+                               on_step=lambda i, text: print(f"  {i}. {text}"))
+    print(f"wrote {len(paths['images'])} key-step images, {paths['contact_sheet']} and {paths['html']} "
           f"in {time.perf_counter() - started:.1f} s")
     return 0

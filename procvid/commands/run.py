@@ -3,6 +3,7 @@
 HELP = "run the whole pipeline on videos and write a browsable HTML report"
 EXAMPLES = [
     "procvid run data/synth/videos --annotations data/synth --out run_out",
+    "procvid run my_videos/ --steps tasks.json --task tea --out run_out",
     "procvid run ../shared/data/videos --out run_out --encoder ViT-B-32:/models/open_clip_pytorch_model.bin",
     "procvid run videos/ --out run_out --config configs/run/default.yaml --method uvd",
 ]
@@ -13,20 +14,34 @@ def add_arguments(p):
     p.add_argument("--out", required=True, help="output folder; a rerun continues where a run stopped")
     p.add_argument("--annotations", help="dataset name or folder giving each video's task and steps "
                                          "(CrossTask format or a synthetic world)")
+    p.add_argument("--steps", metavar="FILE|NAME|DIR",
+                   help="the tasks' steps, for videos without annotations: a tasks.json, a CrossTask tasks file or "
+                        "a dataset; steps are grounded and graph scripts built from the grounded step paths")
+    p.add_argument("--task", metavar="ID", help="with --steps: the task of every video (default: the only task, "
+                                                 "or each video's <task>_ name prefix)")
     p.add_argument("--config", help="YAML preset (configs/run/*.yaml)")
     p.add_argument("--encoder", help="image encoder (default: the shipped procvid-clip-tiny)")
     p.add_argument("--method", help="boundary detector: uvd, sbd, novelty, kcpd, uniform")
     p.add_argument("--fps", type=float, help="frames embedded per second")
+    p.add_argument("--kig", metavar="PATH", help="key-step image generator folder (ours or a diffusers "
+                                                 "InstructPix2Pix / Stable Diffusion folder; default: shipped)")
+    p.add_argument("--no-generate", action="store_true", help="skip the key-step generation examples")
     p.add_argument("--device", help="auto, cpu, cuda")
     p.add_argument("--no-progress", action="store_true")
 
 
 def run(args) -> int:
+    from procvid.errors import ProcvidError
     from procvid.pipeline import RunConfig, run_pipeline
 
+    if args.steps and args.annotations:
+        raise ProcvidError("give --annotations (tasks, steps and ground truth) or --steps (tasks' steps only), "
+                           "not both")
+    if args.task and not args.steps:
+        raise ProcvidError("--task needs --steps")
     config = RunConfig.from_yaml(args.config, encoder=args.encoder, method=args.method, fps=args.fps,
-                                 device=args.device)
-    result = run_pipeline(args.inputs, args.out, config, annotations=args.annotations,
-                          progress=not args.no_progress)
+                                 device=args.device, kig=args.kig, generate=False if args.no_generate else None)
+    result = run_pipeline(args.inputs, args.out, config, annotations=args.annotations, steps=args.steps,
+                          task=args.task, progress=not args.no_progress)
     print(f"report: {result.report}")
     return 0

@@ -145,9 +145,6 @@ def _skill_from_graph(path: Path) -> Skill:
 def build_library(tasks: list[dict], key_frames: list, encoder: str = "default", source: str = "") -> SkillLibrary:
     """Skills of a synthetic world: graph scripts induced from the videos' step orders, step and
     transition counts, and image embeddings of the key frames (`encoder`; None to skip images)."""
-    from procvid.graph import induce_graph
-    from procvid.graph.script import consecutive_pairs
-
     image_encoder = None
     if encoder:
         from procvid.encoders import load_encoder
@@ -158,17 +155,25 @@ def build_library(tasks: list[dict], key_frames: list, encoder: str = "default",
         videos = [kf for kf in key_frames if kf.task_id == task["id"]]
         if not videos:
             continue
-        steps = {s["id"]: s["text"] for s in task["steps"]}
-        orders = [kf.order for kf in videos]
-        graph = induce_graph(orders, steps, method="precedence")
-        frequency = {s: sum(s in o for o in orders) / len(orders) for s in steps if any(s in o for o in orders)}
-        transitions = dict(consecutive_pairs([[START, *o] for o in orders]))
-        embeddings = None
+        skill = skill_from_orders(task["id"], task["name"], {s["id"]: s["text"] for s in task["steps"]},
+                                  [kf.order for kf in videos])
         if image_encoder is not None:
-            frames = np.concatenate([kf.frames[:, -1] for kf in videos])
-            embeddings = image_encoder.encode_images(frames)
-        skills.append(Skill(task["id"], task["name"], steps, graph, frequency, transitions, embeddings))
+            skill.keyframes = image_encoder.encode_images(np.concatenate([kf.frames[:, -1] for kf in videos]))
+        skills.append(skill)
     return SkillLibrary(skills, [encoder, image_encoder.id] if image_encoder is not None else None, source)
+
+
+def skill_from_orders(skill_id: str, name: str, steps: dict, orders: list[list], graph=None) -> Skill:
+    """A skill from its videos' step orders: step and transition counts, and the graph script
+    (induced with the precedence method unless given)."""
+    from procvid.graph import induce_graph
+    from procvid.graph.script import consecutive_pairs
+
+    if graph is None:
+        graph = induce_graph(orders, steps, method="precedence")
+    frequency = {s: sum(s in o for o in orders) / len(orders) for s in steps if any(s in o for o in orders)}
+    transitions = dict(consecutive_pairs([[START, *o] for o in orders]))
+    return Skill(skill_id, name, steps, graph, frequency, transitions)
 
 
 def build_library_from_world(world: str | Path, encoder: str = "default", progress: bool = False) -> SkillLibrary:

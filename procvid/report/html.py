@@ -8,18 +8,20 @@ import json
 import os
 from pathlib import Path
 
-from procvid.segment.run import SEGMENTS_SUFFIX
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #1f2933; background: #fafafa; }
 h1 { margin-bottom: 4px; } h2 { border-bottom: 2px solid #d9e2ec; padding-bottom: 4px; margin-top: 36px; }
 section.card { background: white; border: 1px solid #d9e2ec; border-radius: 8px; padding: 12px 16px; margin: 16px 0; }
 img.timeline, img.graph, img.sheet { max-width: 100%; border: 1px solid #eee; }
+ol.grounded { columns: 2; font-size: 14px; }
 .keyframes img { height: 72px; margin: 2px; border: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }
 .muted { color: #829ab1; }
 .missing { color: #b00020; font-weight: bold; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 0 16px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 0 16px; }
+.grid2 { display: grid; grid-template-columns: repeat(auto-fill, minmax(640px, 1fr)); gap: 0 16px; }
+section.task table { font-size: 13px; }
 """
 
 
@@ -50,10 +52,17 @@ def _segmentation_summary(segmentation: dict) -> str:
     return "<h2>Key-step segmentation against ground truth</h2>" + _table(rows, header)
 
 
+def _grounding_summary(scores: dict) -> str:
+    rows = [[scores["videos"], f"{scores['path_accuracy']:.1f}", f"{scores['exact']:.1f}",
+             f"{scores['frame_accuracy']:.1f}"]]
+    header = ["videos", "step order accuracy (1 - edit distance)", "exact step paths %", "frame accuracy %"]
+    return "<h2>Grounded steps against ground truth</h2>" + _table(rows, header)
+
+
 def _task_section(task_id: str, info: dict, report_dir: Path) -> str:
     g = info["graph"].graph
-    rows = [["videos", info["videos"]], ["steps", info["graph"].number_of_nodes() - 2],
-            ["edges", info["graph"].number_of_edges()],
+    rows = [["built from", f"{info['videos']} videos' {info['source']}"],
+            ["steps", info["graph"].number_of_nodes() - 2], ["edges", info["graph"].number_of_edges()],
             ["optional steps", ", ".join(map(str, g.get("optional", []))) or "none"],
             ["interchangeable pairs", ", ".join(f"{a}↔{b}" for a, b in g.get("interchangeable", [])) or "none"]]
     if info["scores"] is not None:
@@ -61,51 +70,71 @@ def _task_section(task_id: str, info: dict, report_dir: Path) -> str:
         rows.append(["against the true graph", f"P {s.precision:.2f} R {s.recall:.2f} F1 {s.f1:.2f}"])
     return (f"<section class='card task' id='task-{html.escape(task_id)}'><h3>{html.escape(info['name'])} "
             f"<span class='muted'>({html.escape(task_id)})</span></h3>"
-            f"<img class='graph' src='{_rel(info['png'], report_dir)}' alt='graph script of {html.escape(task_id)}'>"
+            f"<a href='{_rel(info['png'], report_dir)}'><img class='graph' src='{_rel(info['png'], report_dir)}' "
+            f"alt='graph script of {html.escape(task_id)}'></a>"
             f"{_table(rows, ['graph script', ''])}</section>")
 
 
-def _video_section(seg_file: Path, report_dir: Path, task_of: dict) -> str:
-    doc = json.loads(seg_file.read_text())
-    stem = seg_file.name[: -len(SEGMENTS_SUFFIX)]
-    timeline = seg_file.with_name(stem + ".timeline.png")
-    task = task_of.get(stem)
+def _generation_section(task_id: str, info: dict, report_dir: Path) -> str:
+    steps = html.escape(" → ".join(info["steps"]))  # also in the sheet's captions; here for search and copy
+    return (f"<section class='card generation'><h3>{html.escape(info['name'])} "
+            f"<span class='muted'>({html.escape(task_id)})</span></h3>"
+            f"<a href='{_rel(info['html'], report_dir)}'><img class='sheet' src='{_rel(info['contact_sheet'], report_dir)}'"
+            f" alt='generated key steps of {html.escape(task_id)}' title='{steps}'></a></section>")
+
+
+def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
+    doc = json.loads(video.segments.read_text())
+    timeline = video.segments.with_name(video.stem + ".timeline.png")
     thumbs = "".join(
-        f"<img src='{_rel(seg_file.parent / s['thumbnail'], report_dir)}' "
+        f"<img src='{_rel(video.segments.parent / s['thumbnail'], report_dir)}' "
         f"title='{s['start']:.1f}-{s['end']:.1f} s'>"
         for s in doc["segments"] if s.get("thumbnail"))
-    parts = [f"<section class='card video'><h3>{html.escape(stem)}"
-             + (f" <span class='muted'>task {html.escape(task)}</span>" if task else "") + "</h3>",
+    parts = [f"<section class='card video'><h3>{html.escape(video.stem)}"
+             + (f" <span class='muted'>task {html.escape(video.task)}</span>" if video.task else "") + "</h3>",
              f"<p>{len(doc['segments'])} key steps by {html.escape(doc['method'])}; "
              f"{len(doc['timestamps'])} frames embedded with {html.escape(doc.get('encoder') or '?')}</p>"]
     if timeline.exists():
-        parts.append(f"<img class='timeline' src='{_rel(timeline, report_dir)}' alt='timeline of {html.escape(stem)}'>")
+        parts.append(f"<img class='timeline' src='{_rel(timeline, report_dir)}' alt='timeline of {html.escape(video.stem)}'>")
     if thumbs:
         parts.append(f"<div class='keyframes'>{thumbs}</div>")
+    if grounded is not None:
+        items = "".join(f"<li>{html.escape(s['text'])} <span class='muted'>{s['start']:.1f}–{s['end']:.1f} s</span></li>"
+                        for s in grounded["steps"])
+        parts.append(f"<p>grounded steps ({html.escape(grounded['order'])} order):</p>"
+                     + (f"<ol class='grounded'>{items}</ol>" if items else "<p class='muted'>none</p>"))
     return "".join(parts) + "</section>"
 
 
-def write_report(out: Path, dataset=None, graphs: dict | None = None, segmentation: dict | None = None,
-                 extra_sections: list[str] = ()) -> Path:
-    """Write OUT/report/index.html from the stage outputs under OUT."""
+def write_report(out: Path, videos: list, tasks: dict | None = None, graphs: dict | None = None,
+                 segmentation: dict | None = None, grounding: dict | None = None, generation: dict | None = None,
+                 grounding_scores: dict | None = None) -> Path:
+    """Write OUT/report/index.html from the stage outputs under OUT (procvid.pipeline)."""
     out = Path(out)
     report_dir = out / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
-    task_of = {v.video_id: v.task_id for v in dataset.videos} if dataset else {}
-    seg_files = sorted((out / "segments").rglob("*" + SEGMENTS_SUFFIX))
-    body = [f"<h1>procvid report</h1><p class='muted'>{len(seg_files)} videos"
+    grounding = grounding or {}
+    body = [f"<h1>procvid report</h1><p class='muted'>{len(videos)} videos"
             + (f", {len(graphs)} tasks" if graphs else "") + "</p>"]
     if segmentation:
         body.append(_segmentation_summary(segmentation))
+    if grounding_scores:
+        body.append(_grounding_summary(grounding_scores))
     if graphs:
         body.append("<h2>Graph scripts per task</h2><div class='grid'>")
         body += [_task_section(t, info, report_dir) for t, info in graphs.items()]
         body.append("</div>")
-    body += list(extra_sections)
+    if generation:
+        body.append("<h2>Key-step generation examples</h2><p class='muted'>From the first frame of each task's "
+                    "first video, a plan decoded from the task's graph script and one generated image per key "
+                    "step, each editing the previous one.</p>")
+        body.append("<div class='grid2'>")
+        body += [_generation_section(t, info, report_dir) for t, info in generation.items()]
+        body.append("</div>")
     body.append("<h2>Videos</h2>")
-    body += [_video_section(f, report_dir, task_of) for f in seg_files]
+    body += [_video_section(v, report_dir, grounding.get(v.stem)) for v in videos]
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>procvid report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{FLAG_MISSING}</script></body></html>")
     path = report_dir / "index.html"
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")
     return path

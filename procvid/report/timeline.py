@@ -38,12 +38,13 @@ def _image(thumb):
 
 
 def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray, segments, gt=None,
-                  thumbnails=None, title: str | None = None) -> Path:
+                  thumbnails=None, title: str | None = None, grounded=None) -> Path:
     """Write the figure (PNG) for ``segments`` (procvid.segment.Segment list) of embeddings ``X``.
 
-    ``gt``: optional (start, end, label) ground-truth steps in seconds. ``thumbnails``: optional
-    key-frame images (arrays or image files), one per segment; as many as fit without overlapping
-    are shown, longest segments first.
+    ``gt``: optional (start, end, label) ground-truth steps in seconds. ``grounded``: optional
+    (start, end, label) steps named by grounding, coloured per step like ``gt``. ``thumbnails``:
+    optional key-frame images (arrays or image files), one per segment; as many as fit without
+    overlapping are shown, longest segments first.
     """
     import matplotlib
 
@@ -55,7 +56,7 @@ def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray
     step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
     t_end = t[-1] + step
     strip = similarity_strip(np.asarray(X, dtype=np.float32))
-    rows = [1.2] * (thumbnails is not None) + [1.4, 0.9]
+    rows = [1.2] * (thumbnails is not None) + [1.4, 0.45 * (1 + bool(gt) + bool(grounded))]
     width = 14.0
     fig, axes = plt.subplots(len(rows), 1, figsize=(width, sum(rows) + 0.6), sharex=True,
                              gridspec_kw={"height_ratios": rows}, squeeze=False)
@@ -77,14 +78,19 @@ def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray
 
     cmap = plt.get_cmap("tab20")
     for i, s in enumerate(segments):
-        ax_bar.broken_barh([(s.start, s.end - s.start)], (1.1, 0.8), color=cmap(i % 20), ec="black", lw=0.5)
-        ax_bar.plot([t[s.keyframe]], [1.5], marker="v", color="black", ms=4)
-    steps = sorted({str(label) for _, _, label in gt})
-    for s, e, label in gt:
-        ax_bar.broken_barh([(s, e - s)], (0.1, 0.8), color=cmap(steps.index(str(label)) % 20), ec="black", lw=0.5)
-        ax_bar.text((s + e) / 2, 0.5, str(label), ha="center", va="center", fontsize=7, clip_on=True)
-    ax_bar.set_yticks([1.5] + [0.5] * bool(gt), ["detected"] + ["truth"] * bool(gt))
-    ax_bar.set_ylim(0 if gt else 1.0, 2.0)
+        ax_bar.broken_barh([(s.start, s.end - s.start)], (0.1, 0.8), color=cmap(i % 20), ec="black", lw=0.5)
+        ax_bar.plot([t[s.keyframe]], [0.5], marker="v", color="black", ms=4)
+    grounded = sorted(grounded or [])
+    steps = sorted({str(label) for _, _, label in gt + grounded})
+    bar_rows = [("detected", None)] + [(n, spans) for n, spans in (("grounded", grounded), ("truth", gt)) if spans]
+    for row, (_, spans) in enumerate(bar_rows[1:], start=1):
+        y = -float(row)  # rows go down from "detected"
+        for s, e, label in spans:
+            ax_bar.broken_barh([(s, e - s)], (y + 0.1, 0.8), color=cmap(steps.index(str(label)) % 20), ec="black",
+                               lw=0.5)
+            ax_bar.text((s + e) / 2, y + 0.5, str(label), ha="center", va="center", fontsize=7, clip_on=True)
+    ax_bar.set_yticks([0.5 - row for row in range(len(bar_rows))], [name for name, _ in bar_rows])
+    ax_bar.set_ylim(1.0 - len(bar_rows), 1.0)
     ax_bar.set_xlabel("time (s)")
     ax_bar.set_xlim(t[0], t_end)
 

@@ -1,0 +1,31 @@
+"""Key-step images for a plan: each step edits the previous image (the start image, then the step
+before's generated image), written out as plan.json, PNGs, a contact sheet and a page. Shared by
+`procvid generate` and the generation example of `procvid run`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from procvid.generate import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
+
+
+def generate_key_steps(kig, plan, start: np.ndarray, out: str | Path, seed: int = 0,
+                       guidance: float = DEFAULT_GUIDANCE, image_guidance: float = DEFAULT_IMAGE_GUIDANCE,
+                       sampler_steps: int = DEFAULT_STEPS, settings: dict | None = None, on_step=None) -> dict:
+    """Generate one image per plan step and write the outputs to `out` (procvid.generate.report).
+    `on_step(i, text)` is called after each image. Returns the paths write_outputs returns."""
+    from procvid.generate.keyframes import resize_square
+    from procvid.generate.report import write_outputs
+
+    settings = {**(settings or {}), "seed": seed, "guidance": guidance, "image_guidance": image_guidance,
+                "sampler_steps": sampler_steps}
+    images, prev = [], start
+    for i, (_, text) in enumerate(plan.steps, 1):
+        prev = kig.generate(prev, text, guidance=guidance, image_guidance=image_guidance,
+                            steps=sampler_steps, seed=seed + i)
+        images.append(prev)
+        if on_step:
+            on_step(i, text)
+    return write_outputs(out, plan.to_json(), resize_square(start[None], kig.image_size)[0], images, settings)
