@@ -6,15 +6,24 @@ truth = key frame k; procvid.generate.keyframes) each method makes the image aft
 - KIG, no image: the same model with the null image (text guidance only): what the image condition adds;
 - copy previous: the start image unchanged;
 - true next frame: the real key frame k (a reference: what real frames score; not a method).
-Metrics, all at the KIG's resolution (every image is resized to it first):
-- step acc: the default encoder classifies the image as step k's state (zero-shot against the task's step texts);
+Metrics, all at the KIG's resolution (every image is resized to it first), in the default encoder's space
+(procvid.encoders.load_encoder("default"), embeddings unit-normalised):
+- state acc (the step-correctness metric): nearest-prototype classification of the image among the task's
+  step *states*. The prototype of (task, step s) is the normalised mean embedding of the real key frame that
+  ends step s (the scene after it) over all videos of a separate reference world that perform s (default
+  the KIG's training world datasets/synth/train, seed 0; never the held-out videos). An image for step k is
+  correct when, of its task's step prototypes, step k's has the highest cosine;
+- step acc: zero-shot classification of the image against the task's step texts (correct when step k's
+  text has the highest cosine); a weak judge of a state, which still shows every earlier step's objects;
 - text align: cosine of the image and step k's text in the default CLIP space;
 - scene cos: cosine of the image and the start image (consistency with the scene, CLIP space);
 - PSNR: against the true next frame, in pixels.
 Rollout: from each video's initial scene, generate its first ROLLOUT steps, each from the previous
-*generated* image, and report step accuracy at each position.
+*generated* image, and report state and step accuracy at each position.
+A missing world (held-out: 60 videos, seed 1; reference: 120 videos, seed 0) is generated first.
 
     python tools/bench_generate.py [--kig checkpoints/procvid-kig] [--world datasets/synth/heldout_seed1]
+                                   [--reference datasets/synth/train]
 """
 
 from __future__ import annotations
@@ -40,21 +49,31 @@ def transitions(key_frames, tasks):
 
 
 class Scorer:
-    """The default encoder's view of images: step classification, text alignment, scene similarity."""
+    """The default encoder's view of images: state and step classification, text alignment, scene similarity."""
 
-    def __init__(self, tasks, size):
+    def __init__(self, tasks, size, reference):
+        """`reference`: key frames (procvid.generate.keyframes) of the world the state prototypes come from."""
         from procvid.encoders import load_encoder
 
         self.encoder, self.size = load_encoder("default"), size
         self.step_texts = [self.encoder.encode_texts([s["text"] for s in t["steps"]]) for t in tasks]
+        _, ends, task, step, _ = transitions(reference, tasks)  # ends: each performed step's end key frame
+        emb, self.states = self.embed(ends), []
+        for t, texts in enumerate(self.step_texts):
+            means = np.stack([emb[(task == t) & (step == s)].mean(0) for s in range(len(texts))])
+            if np.isnan(means).any():
+                raise SystemExit(f"reference world: a step of task {tasks[t]['id']} is never performed")
+            self.states.append(means / np.linalg.norm(means, axis=1, keepdims=True))
 
     def embed(self, images):
         from procvid.generate.keyframes import resize_square
 
         return self.encoder.encode_images(resize_square(images, self.size))
 
-    def step_correct(self, emb, task, step):
-        return np.array([(self.step_texts[t] @ e).argmax() == s for e, t, s in zip(emb, task, step)])
+    def correct(self, emb, task, step) -> dict:
+        """Per image, whether the nearest state prototype / step text of its task is step `step`."""
+        return {name: np.array([(protos[t] @ e).argmax() == s for e, t, s in zip(emb, task, step)])
+                for name, protos in (("state acc", self.states), ("step acc", self.step_texts))}
 
     def scores(self, images, start_emb, truth, task, step) -> dict:
         from procvid.generate.keyframes import resize_square
@@ -63,7 +82,7 @@ class Scorer:
         text = np.stack([self.step_texts[t][s] for t, s in zip(task, step)])
         a, b = resize_square(images, self.size).astype(np.float64), resize_square(truth, self.size).astype(np.float64)
         mse = ((a - b) ** 2).mean(axis=(1, 2, 3))
-        return {"step acc": 100 * self.step_correct(emb, task, step).mean(),
+        return {**{k: 100 * v.mean() for k, v in self.correct(emb, task, step).items()},
                 "text align": (emb * text).sum(1).mean(),
                 "scene cos": (emb * start_emb).sum(1).mean(),
                 "PSNR": (10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))).mean()}
@@ -79,24 +98,40 @@ def generate_all(kig, starts, texts, batch, **options) -> tuple[np.ndarray, floa
 
 
 def rollout(kig, key_frames, tasks, scorer, length, batch, **options):
-    """Step accuracy (%) at each position of `length`-step rollouts from each video's initial scene, and
-    of the videos' true key frames at the same positions (the reference); and the number of videos."""
+    """Accuracies (%) at each position of `length`-step rollouts from each video's initial scene: a dict
+    metric -> [2, length] array (KIG rollout; the videos' true key frames at the same positions, the
+    reference); and the number of videos."""
     task_index = {t["id"]: i for i, t in enumerate(tasks)}
     videos = [kf for kf in key_frames if len(kf.order) >= length]
     images = np.stack([kf.frames[0, -1] for kf in videos])
     task = np.array([task_index[kf.task_id] for kf in videos])
-    correct, reference = [], []
+    acc = {}
     for k in range(length):
         step = np.array([kf.order[k] - 1 for kf in videos])
         texts = [tasks[t]["steps"][s]["text"] for t, s in zip(task, step)]
         images, _ = generate_all(kig, images, texts, batch, **options)
-        correct.append(100 * scorer.step_correct(scorer.embed(images), task, step).mean())
         truth = np.stack([kf.frames[k + 1, -1] for kf in videos])
-        reference.append(100 * scorer.step_correct(scorer.embed(truth), task, step).mean())
-    return np.array(correct), np.array(reference), len(videos)
+        for row, x in enumerate((images, truth)):
+            for name, ok in scorer.correct(scorer.embed(x), task, step).items():
+                acc.setdefault(name, np.zeros((2, length)))[row, k] = 100 * ok.mean()
+    return acc, len(videos)
+
+
+def world(path, num_videos, seed) -> str:
+    """`path`, after generating the synthetic world there (`num_videos` videos from `seed`) if it is missing,
+    as the training data modules do (procvid.train.world)."""
+    from pathlib import Path
+
+    from procvid.data.synthetic import generate_world
+
+    if not (Path(path) / "videos.csv").exists():
+        generate_world(path, num_videos=num_videos, seed=seed)
+    return path
 
 
 def main(argv=None) -> int:
+    from pathlib import Path
+
     import torch
 
     from procvid.generate.keyframes import load_key_frames, world_videos
@@ -107,6 +142,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--kig", default=str(CHECKPOINTS_DIR / "procvid-kig"))
     p.add_argument("--world", default=str(REPO_ROOT / "datasets/synth/heldout_seed1"))
+    p.add_argument("--reference", default=str(REPO_ROOT / "datasets/synth/train"),
+                   help="world whose real key frames give the state prototypes (default the KIG's training world)")
     p.add_argument("--videos", type=int, default=None, help="only the first N videos (default all)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="sampler steps")
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
@@ -115,15 +152,18 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     args = p.parse_args(argv)
+    if Path(args.reference).resolve() == Path(args.world).resolve():
+        p.error("--reference must be another world than --world: prototypes never come from held-out videos")
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    tasks, rows = world_videos(args.world)
+    tasks, rows = world_videos(world(args.world, num_videos=60, seed=1))
     names = [r["video_id"] for r in rows][: args.videos]
     key_frames = load_key_frames(args.world, videos=names, progress=False)
     start, truth, task, step, texts = transitions(key_frames, tasks)
     kig = load_generator(args.kig)
-    scorer = Scorer(tasks, kig.image_size)
+    reference = load_key_frames(world(args.reference, num_videos=120, seed=0), progress=False)
+    scorer = Scorer(tasks, kig.image_size, reference)
     start_emb = scorer.embed(start)
     options = {"steps": args.steps, "guidance": args.guidance, "image_guidance": args.image_guidance}
 
@@ -133,18 +173,23 @@ def main(argv=None) -> int:
             "copy previous": (start, 0.0), "true next frame": (truth, None)}
     print(f"{len(texts)} key-step transitions from {len(key_frames)} videos of {args.world}; KIG {args.kig}, "
           f"{args.steps} sampler steps, guidance {args.guidance:g} (text) / {args.image_guidance:g} (image), "
-          f"{kig.image_size} px, {torch.get_num_threads()} CPU threads")
-    print(f"{'method':17} {'step acc %':>10} {'text align':>10} {'scene cos':>10} {'PSNR dB':>8} {'s/step':>7}")
+          f"{kig.image_size} px, {torch.get_num_threads()} CPU threads; state prototypes from "
+          f"{len(reference)} videos of {args.reference}")
+    print(f"{'method':17} {'state acc %':>11} {'step acc %':>10} {'text align':>10} {'scene cos':>10} "
+          f"{'PSNR dB':>8} {'s/step':>7}")
     for name, (images, seconds) in rows.items():
         s = scorer.scores(images, start_emb, truth, task, step)
         sec, psnr = ("-", "-") if seconds is None else (f"{seconds:.3f}", f"{s['PSNR']:.2f}")  # truth vs itself
-        print(f"{name:17} {s['step acc']:10.1f} {s['text align']:10.3f} {s['scene cos']:10.3f} {psnr:>8} {sec:>7}")
+        print(f"{name:17} {s['state acc']:11.1f} {s['step acc']:10.1f} {s['text align']:10.3f} "
+              f"{s['scene cos']:10.3f} {psnr:>8} {sec:>7}")
     if args.rollout:
-        acc, reference, n = rollout(kig, key_frames, tasks, scorer, args.rollout, args.batch, **options)
+        acc, n = rollout(kig, key_frames, tasks, scorer, args.rollout, args.batch, **options)
         print(f"rollout over {n} videos from their initial scene, each step from the previous generated image; "
-              f"step acc % at steps 1-{args.rollout}:")
-        for name, values in (("KIG rollout", acc), ("true key frames", reference)):
-            print(f"  {name:17} " + " ".join(f"{a:5.1f}" for a in values) + f"   mean {values.mean():.1f}")
+              f"accuracy % at steps 1-{args.rollout}:")
+        for metric, table in acc.items():
+            for name, values in zip(("KIG rollout", "true key frames"), table):
+                print(f"  {metric:9} {name:15} " + " ".join(f"{a:5.1f}" for a in values)
+                      + f"   mean {values.mean():.1f}")
     return 0
 
 
