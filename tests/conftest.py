@@ -34,21 +34,20 @@ def small_world(tmp_path_factory):
     return world
 
 
-@pytest.fixture(scope="session")
-def tiny_instruct_pix2pix(tmp_path_factory):
-    """A randomly initialised InstructPix2Pix pipeline folder; its CLIP tokenizer has a byte-level vocab
-    written here (no merges), so nothing is downloaded."""
+def tiny_diffusers_folder(path, pix2pix: bool):
+    """A randomly initialised diffusers folder at `path`/pipe: InstructPix2Pix (UNet input = noisy + image
+    latents) or text-to-image Stable Diffusion. Its CLIP tokenizer has a byte-level vocab written here (no
+    merges), so nothing is downloaded."""
     import json
 
     import torch
     from diffusers import (AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionInstructPix2PixPipeline,
-                           UNet2DConditionModel)
+                           StableDiffusionPipeline, UNet2DConditionModel)
     from open_clip.tokenizer import bytes_to_unicode
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     chars = list(bytes_to_unicode().values())
     vocab = {t: i for i, t in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
-    path = tmp_path_factory.mktemp("ip2p")
     (path / "vocab.json").write_text(json.dumps(vocab))
     (path / "merges.txt").write_text("#version: 0.2\n")
     tokenizer = CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"), model_max_length=32)
@@ -59,15 +58,27 @@ def tiny_instruct_pix2pix(tmp_path_factory):
         pad_token_id=vocab["<|endoftext|>"]))
     vae = AutoencoderKL(block_out_channels=(8, 16), down_block_types=("DownEncoderBlock2D",) * 2,
                         up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=8)
-    unet = UNet2DConditionModel(sample_size=8, in_channels=8, out_channels=4, block_out_channels=(16, 32),
-                                layers_per_block=1, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+    unet = UNet2DConditionModel(sample_size=8, in_channels=8 if pix2pix else 4, out_channels=4,
+                                block_out_channels=(16, 32), layers_per_block=1,
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
                                 up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
                                 attention_head_dim=2, norm_num_groups=8)
-    pipe = StableDiffusionInstructPix2PixPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                                  scheduler=DPMSolverMultistepScheduler(), safety_checker=None,
-                                                  feature_extractor=None, requires_safety_checker=False)
+    pipe_cls = StableDiffusionInstructPix2PixPipeline if pix2pix else StableDiffusionPipeline
+    pipe = pipe_cls(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                    scheduler=DPMSolverMultistepScheduler(), safety_checker=None, feature_extractor=None,
+                    requires_safety_checker=False)
     pipe.save_pretrained(str(path / "pipe"))
     return path / "pipe"
+
+
+@pytest.fixture(scope="session")
+def tiny_instruct_pix2pix(tmp_path_factory):
+    return tiny_diffusers_folder(tmp_path_factory.mktemp("ip2p"), pix2pix=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_stable_diffusion(tmp_path_factory):
+    return tiny_diffusers_folder(tmp_path_factory.mktemp("sd"), pix2pix=False)
 
 
 @pytest.fixture

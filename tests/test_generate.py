@@ -186,6 +186,21 @@ def test_real_instruct_pix2pix_folder_through_generate(tiny_instruct_pix2pix, tm
     assert sorted(p.name for p in (tmp_path / "out").glob("step_*.png")) == ["step_01.png", "step_02.png"]
 
 
+def test_stable_diffusion_folder_runs_as_img2img(tiny_stable_diffusion, tmp_path):
+    """A text-to-image Stable Diffusion folder edits the previous image through img2img."""
+    from procvid.generate.kig import DiffusersGenerator, load_generator
+
+    kig = load_generator(tiny_stable_diffusion)
+    assert isinstance(kig, DiffusersGenerator) and not kig.is_pix2pix
+    assert type(kig.pipe).__name__ == "StableDiffusionImg2ImgPipeline"
+    prev = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    out = kig.generate(prev, "pour hot water", steps=4, seed=1)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(kig.generate(prev, "pour hot water", steps=4, seed=1), out)
+    other = kig.generate(np.zeros_like(prev), "pour hot water", steps=4, seed=1)
+    assert not np.array_equal(other, out)  # the previous image conditions the result
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
