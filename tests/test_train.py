@@ -67,3 +67,15 @@ def test_shipped_encoder_loads_and_classifies_steps(small_world):
     np.testing.assert_allclose(img, by_path.encode_images(data.frames), atol=1e-5)
     acc = zero_shot_step_accuracy(img, by_default.encode_texts(texts), frame_text, data.task_text_ranges(), data.task)
     assert acc > 0.6  # chance is ~1/8; the model card reports the full held-out figure
+
+
+def test_accuracy_by_position_in_step():
+    from procvid.metrics.retrieval import accuracy_by_position, position_in_step
+
+    video = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    step = np.array([1, 1, 1, 1, 2, 2, 2, 2])  # runs: 4 frames, 2 frames, 2 frames (another video)
+    pos = position_in_step(video, step)
+    np.testing.assert_allclose(pos, [0.125, 0.375, 0.625, 0.875, 0.25, 0.75, 0.25, 0.75])
+    correct = np.array([0, 1, 1, 1, 0, 1, 1, 1], dtype=bool)
+    np.testing.assert_allclose(accuracy_by_position(correct, pos, bins=2), [2 / 4, 4 / 4])
+    assert np.isnan(accuracy_by_position(correct[:1], pos[:1], bins=2)[1])

@@ -23,7 +23,8 @@ def run(args) -> int:
 
     from procvid.data.synthetic import generate_world
     from procvid.encoders import load_encoder
-    from procvid.metrics.retrieval import text_to_frame_recall, zero_shot_step_accuracy
+    from procvid.metrics.retrieval import (accuracy_by_position, position_in_step, text_to_frame_recall,
+                                           zero_shot_step_correct)
     from procvid.train.frames import load_world_frames
 
     if not (Path(args.world) / "videos.csv").exists():
@@ -33,10 +34,14 @@ def run(args) -> int:
     texts, frame_text = data.text_index()
     img = np.concatenate([encoder.encode_images(data.frames[i : i + 256]) for i in range(0, len(data.frames), 256)])
     txt = encoder.encode_texts(texts)
-    acc = zero_shot_step_accuracy(img, txt, frame_text, data.task_text_ranges(), data.task)
+    correct = zero_shot_step_correct(img, txt, frame_text, data.task_text_ranges(), data.task)
+    acc = correct.mean()
     recall = text_to_frame_recall(img, txt, frame_text)
     print(f"encoder {encoder.id}")
     print(f"world {args.world}: {len(data.videos)} videos, {len(data.frames)} in-step frames, {len(texts)} step texts")
     print(f"zero-shot step accuracy (frame vs its task's step texts): {acc:.1%}")
     print(f"text->frame recall@1: {recall[1]:.1%}   recall@5: {recall[5]:.1%}")
+    by_position = accuracy_by_position(correct, position_in_step(data.video, data.step))
+    print("zero-shot step accuracy by tenth of the step (first ... last):",
+          " ".join(f"{a:.0%}" for a in by_position))
     return 0
