@@ -63,7 +63,7 @@ class RunResult:
     grounding: dict  # stem -> steps.json document, for videos of a known task
     grounding_scores: dict  # score_grounding, over the grounded videos with ground truth
     graphs: dict  # task id -> {"name", "graph", "videos", "source", "png", "scores"}
-    generation: dict  # task id -> {"name", "contact_sheet", "html", "steps"}
+    generation: dict  # task id -> {"name", "contact_sheet", "html", "steps", "kig"}
 
 
 @dataclass
@@ -227,28 +227,31 @@ def draw_timelines(videos: list[Video], grounding: dict, steps_dir: Path, progre
 
 def build_task_graphs(tasks: dict, videos: list[Video], grounding: dict, dataset, out_dir: Path,
                       config: RunConfig) -> dict[str, dict]:
-    """One graph script per task: from the annotated step orders when a dataset gives them, else from
-    the grounded step paths. Scored against the task's true graph where one is known."""
+    """One graph script per task of the run's videos: from their annotated step orders when a dataset
+    gives them, else from their grounded step paths. Scored against the task's true graph where one
+    is known."""
     from procvid.graph import induce_graph
     from procvid.graph.export import write_all
     from procvid.metrics.graph import graph_scores
 
     options = {"tolerance": config.graph_tolerance} if config.graph_method == "precedence" else {}
+    annotated = {v.video_id: v.path for v in dataset.videos} if dataset is not None else {}
+    source = "annotated step orders" if dataset is not None else "grounded step paths"
     result = {}
-    for task_id, task in tasks.items():
-        if dataset is not None:
-            source, sequences = "annotated step orders", [p for p in dataset.sequences(task_id) if p]
-        else:
-            source = "grounded step paths"
-            sequences = [grounding[v.stem]["path"] for v in videos if v.task == task_id and v.stem in grounding]
-            sequences = [p for p in sequences if p]
+    for task_id in sorted({v.task for v in videos if v.task in tasks}):
+        task = tasks[task_id]
+        mine = [v.stem for v in videos if v.task == task_id]
+        paths = [annotated.get(s) for s in mine] if dataset is not None else \
+            [grounding[s]["path"] for s in mine if s in grounding]
+        sequences = [p for p in paths if p]
         if not sequences:
             continue
         graph = induce_graph(sequences, task.texts(), config.graph_method, **options)
         files = write_all(graph, out_dir, task_id, title=task.name)
         truth = dataset.graphs.get(task_id) if dataset is not None else None
         result[task_id] = {"name": task.name, "graph": graph, "videos": len(sequences), "source": source,
-                           "steps": task.texts(), "sequences": sequences, "png": next(f for f in files if f.suffix == ".png"),
+                           "steps": task.texts(), "sequences": sequences,
+                           "png": next(f for f in files if f.suffix == ".png"),
                            "scores": graph_scores(graph, truth) if truth is not None else None}
     return result
 
@@ -329,4 +332,4 @@ def _read_json(path: Path):
 
 def _generated(name: str, folder: Path, record: dict) -> dict:
     return {"name": name, "contact_sheet": folder / "contact_sheet.png", "html": folder / "index.html",
-            "steps": [s["text"] for s in record.get("steps", [])]}
+            "steps": [s["text"] for s in record.get("steps", [])], "kig": record.get("settings", {}).get("kig")}

@@ -80,7 +80,8 @@ def _generation_section(task_id: str, info: dict, report_dir: Path) -> str:
     return (f"<section class='card generation'><h3>{html.escape(info['name'])} "
             f"<span class='muted'>({html.escape(task_id)})</span></h3>"
             f"<a href='{_rel(info['html'], report_dir)}'><img class='sheet' src='{_rel(info['contact_sheet'], report_dir)}'"
-            f" alt='generated key steps of {html.escape(task_id)}' title='{steps}'></a></section>")
+            f" alt='generated key steps of {html.escape(task_id)}' title='{steps}'></a>"
+            f"<p class='muted'>images by {html.escape(str(info.get('kig')))}</p></section>")
 
 
 def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
