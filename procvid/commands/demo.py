@@ -38,7 +38,7 @@ def run(args) -> int:
     scored = [g["scores"].f1 for g in result.graphs.values() if g["scores"] is not None]
     if scored:
         print(f"graph scripts vs true task graphs: mean F1 {sum(scored) / len(scored):.2f} over {len(scored)} tasks")
-    for task_id, example in result.generation.items():
+    for example in result.generation.values():
         print(f"key-step generation example ({example['name']}): {example['contact_sheet']}")
     print(f"done in {time.perf_counter() - started:.0f} s; open the report: {result.report}")
     return 0

@@ -79,8 +79,9 @@ def _generation_section(task_id: str, info: dict, report_dir: Path) -> str:
     steps = html.escape(" → ".join(info["steps"]))  # also in the sheet's captions; here for search and copy
     return (f"<section class='card generation'><h3>{html.escape(info['name'])} "
             f"<span class='muted'>({html.escape(task_id)})</span></h3>"
-            f"<a href='{_rel(info['html'], report_dir)}'><img class='sheet' src='{_rel(info['contact_sheet'], report_dir)}'"
-            f" alt='generated key steps of {html.escape(task_id)}' title='{steps}'></a>"
+            f"<a href='{_rel(info['html'], report_dir)}'>"
+            f"<img class='sheet' src='{_rel(info['contact_sheet'], report_dir)}' "
+            f"alt='generated key steps of {html.escape(task_id)}' title='{steps}'></a>"
             f"<p class='muted'>images by {html.escape(str(info.get('kig')))}</p></section>")
 
 
@@ -96,12 +97,13 @@ def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
              f"<p>{len(doc['segments'])} key steps by {html.escape(doc['method'])}; "
              f"{len(doc['timestamps'])} frames embedded with {html.escape(doc.get('encoder') or '?')}</p>"]
     if timeline.exists():
-        parts.append(f"<img class='timeline' src='{_rel(timeline, report_dir)}' alt='timeline of {html.escape(video.stem)}'>")
+        parts.append(f"<img class='timeline' src='{_rel(timeline, report_dir)}' "
+                     f"alt='timeline of {html.escape(video.stem)}'>")
     if thumbs:
         parts.append(f"<div class='keyframes'>{thumbs}</div>")
     if grounded is not None:
-        items = "".join(f"<li>{html.escape(s['text'])} <span class='muted'>{s['start']:.1f}–{s['end']:.1f} s</span></li>"
-                        for s in grounded["steps"])
+        items = "".join(f"<li>{html.escape(s['text'])} <span class='muted'>{s['start']:.1f}–{s['end']:.1f} s"
+                        "</span></li>" for s in grounded["steps"])
         parts.append(f"<p>grounded steps ({html.escape(grounded['order'])} order):</p>"
                      + (f"<ol class='grounded'>{items}</ol>" if items else "<p class='muted'>none</p>"))
     return "".join(parts) + "</section>"
