@@ -68,10 +68,12 @@ class RunResult:
 
 @dataclass
 class Video:
-    """One segmented video of the run: its segments file and what is known about it."""
+    """One segmented video of the run: its segments file (and its content, read once) and what is
+    known about it."""
 
     stem: str
     segments: Path
+    doc: dict  # the segments file (procvid.segment.run)
     task: str | None = None
     truth: list | None = None  # (start, end, step) ground truth, if annotated
 
@@ -109,7 +111,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     for f in sorted((out / "segments").rglob("*" + SEGMENTS_SUFFIX)):
         stem = f.name[: -len(SEGMENTS_SUFFIX)]
         video_task = task_by_video.get(stem) if dataset else (task_of(stem, task, tasks) if tasks else None)
-        videos.append(Video(stem, f, video_task, truth.get(stem)))
+        videos.append(Video(stem, f, json.loads(f.read_text()), video_task, truth.get(stem)))
     grounding = ground_videos(videos, out / "steps", tasks, known_graphs, config, progress)
     draw_timelines(videos, grounding, out / "steps", progress)
     graphs = build_task_graphs(tasks, videos, grounding, dataset, out / "graphs", config)
@@ -154,7 +156,7 @@ def score_grounding(videos: list[Video], grounding: dict) -> dict:
         predicted = [str(step) for step in doc["path"]]
         paths.append(path_edit_accuracy(predicted, truth_path))
         exact += predicted == truth_path
-        t = json.loads(v.segments.read_text())["timestamps"]
+        t = v.doc["timestamps"]
         pred = frame_labels([(s["start"], s["end"], str(s["step"])) for s in doc["steps"]], t)
         true = frame_labels([(a, b, str(label)) for a, b, label in v.truth], t)
         correct += int(sum(p == g for p, g in zip(pred, true)))
@@ -207,21 +209,22 @@ def draw_timelines(videos: list[Video], grounding: dict, steps_dir: Path, progre
 
     from procvid.features import load_features
     from procvid.report.timeline import draw_timeline
-    from procvid.segment.run import TIMELINE_SUFFIX, read_segments_file
+    from procvid.segment.base import Segment
+    from procvid.segment.run import TIMELINE_SUFFIX
 
     for v in tqdm(videos, desc="timelines", unit="video", disable=not progress or not videos, dynamic_ncols=True):
         png = v.segments.with_name(v.stem + TIMELINE_SUFFIX)
         doc = grounding.get(v.stem)
         if _newer(png, v.segments, steps_dir / f"{v.stem}{STEPS_SUFFIX}"):
             continue
-        header, segments = read_segments_file(v.segments)
-        X, t, _ = load_features(header["features"])
-        records = json.loads(v.segments.read_text())["segments"]
+        records = v.doc["segments"]
+        segments = [Segment.from_dict(r) for r in records]
+        X, t, _ = load_features(v.doc["features"])
         thumbs = [v.segments.parent / r["thumbnail"] for r in records] if all("thumbnail" in r for r in records) \
             else None
         grounded = [(s["start"], s["end"], s["step"]) for s in doc["steps"]] if doc else None
         draw_timeline(png, X, t, segments, gt=v.truth, thumbnails=thumbs, grounded=grounded,
-                      title=f"{v.stem}: {header['method']}, {len(segments)} segments"
+                      title=f"{v.stem}: {v.doc['method']}, {len(segments)} segments"
                             + (f"; task {v.task}" if v.task else ""))
 
 
@@ -281,7 +284,7 @@ def generation_examples(videos: list[Video], graphs: dict, out_dir: Path, config
         if record and all(record.get("settings", {}).get(k) == v for k, v in {**wanted, "seed": config.seed}.items()):
             result[task_id] = _generated(info["name"], folder, record)
             continue
-        source = json.loads(video.segments.read_text()).get("video")
+        source = video.doc.get("video")
         if not source or not Path(source).exists():
             log.warning("%s: no key-step example (video %s not found)", task_id, source)
             continue

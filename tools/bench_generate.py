@@ -132,23 +132,12 @@ def rollout(kig, key_frames, tasks, scorer, length, batch, **options):
     return acc, len(videos)
 
 
-def world(path, num_videos, seed) -> str:
-    """`path`, after generating the synthetic world there (`num_videos` videos from `seed`) if it is missing,
-    as the training data modules do (procvid.train.world)."""
-    from pathlib import Path
-
-    from procvid.data.synthetic import generate_world
-
-    if not (Path(path) / "videos.csv").exists():
-        generate_world(path, num_videos=num_videos, seed=seed)
-    return path
-
-
 def main(argv=None) -> int:
     from pathlib import Path
 
     import torch
 
+    from procvid.data.synthetic import ensure_world
     from procvid.generate.keyframes import load_key_frames, world_videos
     from procvid.generate import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
     from procvid.generate.kig import load_generator
@@ -172,12 +161,13 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    tasks, rows = world_videos(world(args.world, num_videos=60, seed=1))
+    tasks, rows = world_videos(ensure_world(args.world, num_videos=60, seed=1))
     names = [r["video_id"] for r in rows][: args.videos]
     key_frames = load_key_frames(args.world, videos=names, progress=False)
     start, truth, task, step, texts = transitions(key_frames, tasks)
     kig = load_generator(args.kig)
-    reference = load_key_frames(world(args.reference, num_videos=120, seed=0), window=STATE_WINDOW, progress=False)
+    reference = load_key_frames(ensure_world(args.reference, num_videos=120, seed=0), window=STATE_WINDOW,
+                                progress=False)
     scorer = Scorer(tasks, kig.image_size, reference)
     start_emb = scorer.embed(start)
     options = {"steps": args.steps, "guidance": args.guidance, "image_guidance": args.image_guidance}

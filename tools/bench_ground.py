@@ -41,15 +41,13 @@ TUNE_GRID = {"drop_percentile": [0, 25, 50, 65, 75, 85], "step_cost": [0.0, 0.5,
 def prepare(world: Path, seed: int, num_videos: int, encoder_spec: str, fps: float):
     """Generate and embed the world if needed. Returns (dataset, per-video (video, X, t), text embeddings)."""
     from procvid.data import load_dataset
-    from procvid.data.synthetic import generate_world
+    from procvid.data.synthetic import ensure_world
     from procvid.embedding import embed_videos
     from procvid.encoders import load_encoder
     from procvid.features import entry_paths, load_features
     from procvid.video import Sampling, find_videos
 
-    if not (world / "videos.csv").exists():
-        print(f"generating {num_videos} videos (seed {seed}) into {world} ...", flush=True)
-        generate_world(world, num_videos=num_videos, seed=seed)
+    ensure_world(world, num_videos, seed)
     features = Path(f"{world}_features")
     encoder = load_encoder(encoder_spec)
     videos = find_videos([world / "videos"])

@@ -59,14 +59,12 @@ class Video:
 def prepare(world: Path, seed: int, num_videos: int, features: Path, fps: float, encoder: str):
     """Generate and embed the world if needed; return its videos and the embedding cost (seconds per
     video-hour, None when everything was cached)."""
-    from procvid.data.synthetic import generate_world
+    from procvid.data.synthetic import ensure_world
     from procvid.embedding import embed_videos
     from procvid.encoders import load_encoder
     from procvid.video import Sampling, find_videos
 
-    if not (world / "videos.csv").exists():
-        print(f"generating {num_videos} videos (seed {seed}) into {world} ...", flush=True)
-        generate_world(world, num_videos=num_videos, seed=seed)
+    ensure_world(world, num_videos, seed)
     videos = find_videos([world / "videos"])
     t0 = time.perf_counter()
     summary = embed_videos(videos, features, load_encoder(encoder), Sampling(fps=fps), progress=False)

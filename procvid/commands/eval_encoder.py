@@ -17,18 +17,15 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pathlib import Path
-
     import numpy as np
 
-    from procvid.data.synthetic import generate_world
+    from procvid.data.synthetic import ensure_world
     from procvid.encoders import load_encoder
     from procvid.metrics.retrieval import (accuracy_by_position, position_in_step, text_to_frame_recall,
                                            zero_shot_step_correct)
     from procvid.train.frames import load_world_frames
 
-    if not (Path(args.world) / "videos.csv").exists():
-        generate_world(args.world, num_videos=args.videos, seed=args.synth_seed)
+    ensure_world(args.world, args.videos, args.synth_seed)
     encoder = load_encoder(args.encoder, device=args.device)
     data = load_world_frames(args.world, fps=args.fps, size=encoder.image_size)
     texts, frame_text = data.text_index()

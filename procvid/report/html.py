@@ -4,7 +4,6 @@ timelines, key frames and graph pictures the stages wrote (open OUT/report/index
 from __future__ import annotations
 
 import html
-import json
 import os
 from pathlib import Path
 
@@ -86,7 +85,7 @@ def _generation_section(task_id: str, info: dict, report_dir: Path) -> str:
 
 
 def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
-    doc = json.loads(video.segments.read_text())
+    doc = video.doc
     timeline = video.segments.with_name(video.stem + ".timeline.png")
     thumbs = "".join(
         f"<img src='{_rel(video.segments.parent / s['thumbnail'], report_dir)}' "

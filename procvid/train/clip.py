@@ -6,13 +6,12 @@ import math
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from procvid.metrics.retrieval import text_to_frame_recall, zero_shot_step_accuracy
-from procvid.train.world import SyntheticWorldDataModule
+from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 
 class SyntheticFramesDataModule(SyntheticWorldDataModule):
@@ -28,7 +27,6 @@ class SyntheticFramesDataModule(SyntheticWorldDataModule):
         super().__init__()
         self.save_hyperparameters()
 
-
     def setup(self, stage=None):
         from procvid.train.frames import load_world_frames
 
@@ -38,23 +36,13 @@ class SyntheticFramesDataModule(SyntheticWorldDataModule):
         data = load_world_frames(hp.world, fps=hp.fps, size=hp.image_size, progress=False)
         self.texts, text_idx = data.text_index()
         self.task_ranges = data.task_text_ranges()
-        rng = np.random.default_rng(hp.seed)
-        n_videos = len(data.videos)
-        val_videos = rng.permutation(n_videos)[: max(1, int(round(hp.val_fraction * n_videos)))]
-        is_val = np.isin(data.video, val_videos)
+        is_val = validation_mask(len(data.videos), hp.val_fraction, hp.seed)[data.video]
         frames = torch.from_numpy(data.frames).permute(0, 3, 1, 2).contiguous()  # uint8, normalised per batch
 
         def subset(mask):
             return TensorDataset(frames[mask], torch.from_numpy(text_idx[mask]), torch.from_numpy(data.task[mask]))
 
         self.train_set, self.val_set = subset(~is_val), subset(is_val)
-
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=512, num_workers=self.hparams.num_workers)
 
 
 def multi_positive_clip_loss(img: torch.Tensor, txt: torch.Tensor, text_idx: torch.Tensor,

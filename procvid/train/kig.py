@@ -14,9 +14,9 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from procvid.train.world import SyntheticWorldDataModule
+from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 
 class _Pairs(Dataset):
@@ -43,12 +43,13 @@ class KeyStepPairsDataModule(SyntheticWorldDataModule):
     If `world` does not exist it is generated first (`num_videos` videos from `world_seed`).
     """
 
+    VAL_BATCH_SIZE = 256
+
     def __init__(self, world: str = "datasets/synth/train", num_videos: int = 120, world_seed: int = 0,
                  image_size: int = 32, window: int = 4, val_fraction: float = 0.1, batch_size: int = 32,
                  num_workers: int = 0, seed: int = 0):
         super().__init__()
         self.save_hyperparameters()
-
 
     def setup(self, stage=None):
         from procvid.generate.keyframes import load_key_frames, world_videos
@@ -64,19 +65,10 @@ class KeyStepPairsDataModule(SyntheticWorldDataModule):
             self.texts.extend(s["text"] for s in t["steps"])
         pairs = np.array([(v, k, offset[kf.task_id] + step) for v, kf in enumerate(self.key_frames)
                           for k, step in enumerate(kf.order, start=1)], dtype=np.int64)
-        rng = np.random.default_rng(hp.seed)
-        n = len(self.key_frames)
-        val_videos = rng.permutation(n)[: max(1, int(round(hp.val_fraction * n)))]
-        is_val = np.isin(pairs[:, 0], val_videos)
+        is_val = validation_mask(len(self.key_frames), hp.val_fraction, hp.seed)[pairs[:, 0]]
         windows = [kf.frames for kf in self.key_frames]
         self.train_set, self.val_set = _Pairs(windows, pairs[~is_val], False), _Pairs(windows, pairs[is_val], True)
 
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=256, num_workers=self.hparams.num_workers)
 
 
 class KIGModule(L.LightningModule):

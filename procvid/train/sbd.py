@@ -8,15 +8,16 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from procvid.errors import ProcvidError
 from procvid.segment.sbd import NextEmbeddingPredictor, save_predictor
+from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 log = logging.getLogger(__name__)
 
 
-class EmbeddingChunksDataModule(L.LightningDataModule):
+class EmbeddingChunksDataModule(SyntheticWorldDataModule):
     """Fixed-length chunks of consecutive embeddings from a folder of feature files (procvid embed's
     output), split into train / val by video. No labels are read.
 
@@ -33,17 +34,17 @@ class EmbeddingChunksDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
 
+    DROP_LAST = False
+
     def prepare_data(self):
         hp = self.hparams
         if hp.world is None:
             return
-        from procvid.data.synthetic import generate_world
         from procvid.embedding import embed_videos
         from procvid.encoders import load_encoder
         from procvid.video import Sampling, find_videos
 
-        if not (Path(hp.world) / "videos.csv").exists():
-            generate_world(hp.world, num_videos=hp.num_videos, seed=hp.world_seed)
+        super().prepare_data()
         summary = embed_videos(find_videos([Path(hp.world) / "videos"]), hp.features, load_encoder(hp.encoder),
                                Sampling(fps=hp.fps), progress=False)
         log.info("features for training: %s", summary.line())
@@ -67,10 +68,7 @@ class EmbeddingChunksDataModule(L.LightningDataModule):
             raise ProcvidError(f"{hp.features}: features of several encoders ({', '.join(map(str, encoders))})")
         # Recorded in the exported config: the detector is only valid for these features.
         self.encoder, self.sampling, self.dim = encoders.pop(), metas[0].get("sampling"), sequences[0].shape[1]
-        rng = np.random.default_rng(hp.seed)
-        n_val = max(1, int(round(hp.val_fraction * len(sequences)))) if len(sequences) > 1 else 0
-        is_val = np.zeros(len(sequences), dtype=bool)
-        is_val[rng.permutation(len(sequences))[:n_val]] = True
+        is_val = validation_mask(len(sequences), hp.val_fraction, hp.seed)
         train = [s for s, v in zip(sequences, is_val) if not v]
         self.train_set = TensorDataset(self._chunks(train, hp.strides))
         self.val_set = TensorDataset(self._chunks([s for s, v in zip(sequences, is_val) if v] or train, [1]))
@@ -84,12 +82,6 @@ class EmbeddingChunksDataModule(L.LightningDataModule):
             raise ProcvidError(f"no video is long enough for chunks of {size} frames; lower data.chunk")
         return torch.from_numpy(np.stack(out))
 
-    def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True,
-                          num_workers=self.hparams.num_workers)
-
-    def val_dataloader(self):
-        return DataLoader(self.val_set, batch_size=512, num_workers=self.hparams.num_workers)
 
 
 class SBDModule(L.LightningModule):

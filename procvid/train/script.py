@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from procvid.graph.script_model import (FORMAT, ScriptVocab, build_network, export_dict, masked_logits,
                                         split_sequences)
+from procvid.train.world import validation_mask
 
 # dataset name -> (training split, test split); the test split is never read in training
 SPLITS = {"crosstask": ("train", "val"), "coin": ("train", "test")}
@@ -43,9 +43,7 @@ class StepSequencesDataModule(L.LightningDataModule):
         self.vocab = ScriptVocab.from_dataset(dataset)
         rows = [self.vocab.encode(task, seq[: hp.max_len - 1]) + [ScriptVocab.END_ID]
                 for task, seqs in split_sequences(dataset, split).items() for seq in seqs]
-        rng = np.random.default_rng(hp.seed)
-        is_val = np.zeros(len(rows), dtype=bool)
-        is_val[rng.permutation(len(rows))[: int(round(hp.val_fraction * len(rows)))]] = True
+        is_val = validation_mask(len(rows), hp.val_fraction, hp.seed, at_least_one=False)
         self.train_set = [r for r, v in zip(rows, is_val) if not v]
         self.val_set = [r for r, v in zip(rows, is_val) if v] or self.train_set
 

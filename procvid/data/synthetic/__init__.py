@@ -60,7 +60,7 @@ from .tasks import (
     task_spec,
     task_specs,
 )
-from .world import CRF, encode_video, generate_world, video_codec
+from .world import CRF, encode_video, ensure_world, generate_world, video_codec
 
 __all__ = [
     # tasks
@@ -73,5 +73,5 @@ __all__ = [
     "CARRY", "TOOL", "SKIN", "SLEEVES", "HAND_RADIUS", "ARM_RADIUS", "TOOL_TIP", "TOOL_COLOR",
     "render_state", "iter_video_frames", "render_video_frames",
     # world
-    "CRF", "video_codec", "encode_video", "generate_world",
+    "CRF", "video_codec", "encode_video", "generate_world", "ensure_world",
 ]

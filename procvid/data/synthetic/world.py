@@ -203,6 +203,15 @@ def generate_world(
     return out
 
 
+def ensure_world(out_dir: str | Path, num_videos: int, seed: int, **options) -> Path:
+    """The world at `out_dir`, generated first (generate_world with these arguments) when it is
+    missing or incomplete: its videos.csv index is written last."""
+    out = Path(out_dir)
+    if not (out / "videos.csv").exists():
+        generate_world(out, num_videos=num_videos, seed=seed, **options)
+    return out
+
+
 def _run_jobs(jobs: list[tuple], workers: int) -> Iterator[str]:
     if workers == 1 or len(jobs) <= 1:
         yield from map(_render_job, jobs)
