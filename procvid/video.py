@@ -233,6 +233,12 @@ class VideoReader:
             return f"decord failed: {_short(e)}"
         if n == 0:
             return "decord found no frames"
+        try:  # some output sizes (e.g. 48 x 48) come back with 4 channels: dmlc/decord#336
+            shape = vr.get_batch([0]).shape
+        except Exception as e:
+            return f"decord cannot decode at {w}x{h}: {_short(e)}"
+        if tuple(shape) != (1, h, w, 3):
+            return f"decord decodes {tuple(shape)[1:]} frames at {w}x{h}"
         if s.header_frames and abs(n - s.header_frames) > max(2, _COUNT_TOLERANCE * s.header_frames):
             return f"decord counts {n} frames, container says {s.header_frames}"
         starts = stamps[:, 0]

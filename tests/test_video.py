@@ -41,6 +41,15 @@ def test_megamind_invalid_decord_timestamps_fall_back(videos_dir):
     assert len(times) == 270 and np.all(np.diff(times) > 0)
 
 
+def test_sizes_decord_cannot_resize_to_fall_back_to_pyav(small_world):
+    video = next((small_world / "videos").glob("*.mp4"))  # 64 px; decord fails at 24 x 24 (decord#336)
+    assert probe(video).backend == "decord"
+    assert VideoReader(video, size=24).info.backend == "pyav"
+    frames, times = read_frames(video, Sampling(fps=2), size=24)
+    assert frames.shape[1:] == (24, 24, 3) and len(frames) == len(times)
+    np.testing.assert_allclose(times, read_frames(video, Sampling(fps=2))[1])
+
+
 def test_sampling_modes(videos_dir):
     clip = videos_dir / "bikes.mp4"  # 250 frames at 25 fps
     assert len(read_frames(clip, Sampling(every=10), size=32)[1]) == 25
