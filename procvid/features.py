@@ -46,7 +46,10 @@ def _sha1(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write a file so that a reader (or a rerun after an interruption) never finds half of it."""
+    if isinstance(data, str):
+        data = data.encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -68,7 +71,7 @@ def write_entry(out_dir, rel, embeddings: np.ndarray, timestamps: np.ndarray, me
         raise ValueError("embeddings and timestamps differ in length")
     tensor_path, json_path = entry_paths(out_dir, rel)
     blob = save({"embeddings": np.ascontiguousarray(embeddings, dtype=np.float16)})
-    _atomic_write(tensor_path, blob)
+    atomic_write(tensor_path, blob)
     sidecar = {
         **meta,
         "num_frames": int(len(timestamps)),
@@ -77,7 +80,7 @@ def write_entry(out_dir, rel, embeddings: np.ndarray, timestamps: np.ndarray, me
         "tensor_file": tensor_path.name,
         "tensor_sha1": hashlib.sha1(blob).hexdigest(),
     }
-    _atomic_write(json_path, json.dumps(sidecar, indent=1).encode())
+    atomic_write(json_path, json.dumps(sidecar, indent=1).encode())
     return json_path
 
 

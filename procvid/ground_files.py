@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from procvid.errors import ProcvidError
 from procvid.ground import DROP_PERCENTILE, STEP_COST, ground_video
+from procvid.segment.run import SEGMENTS_SUFFIX
 
 log = logging.getLogger(__name__)
 
 FORMAT = "procvid-steps"
-SEGMENTS_SUFFIX = ".segments.json"
 STEPS_SUFFIX = ".steps.json"
 
 
@@ -102,10 +101,9 @@ def ground_file(source: Path, task, text_embeddings, encoder_id: str, order: str
 
 def write_steps(path: Path, doc: dict) -> Path:
     """Write a steps.json atomically (a rerun never finds half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from procvid.features import atomic_write
+
+    atomic_write(path, json.dumps(doc, indent=1) + "\n")
     return path
 
 

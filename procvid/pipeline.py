@@ -120,7 +120,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     from procvid.report.html import write_report
 
     grounding_scores = score_grounding(videos, grounding)
-    report = write_report(out, videos, tasks, graphs, segmentation, grounding, generation, grounding_scores)
+    report = write_report(out, videos, graphs, segmentation, grounding, generation, grounding_scores)
     return RunResult(report, segmentation, grounding, grounding_scores, graphs, generation)
 
 
@@ -249,11 +249,12 @@ def build_task_graphs(tasks: dict, videos: list[Video], grounding: dict, dataset
         sequences = [p for p in paths if p]
         if not sequences:
             continue
-        graph = induce_graph(sequences, task.texts(), config.graph_method, **options)
+        texts = task.texts()
+        graph = induce_graph(sequences, texts, config.graph_method, **options)
         files = write_all(graph, out_dir, task_id, title=task.name)
         truth = dataset.graphs.get(task_id) if dataset is not None else None
         result[task_id] = {"name": task.name, "graph": graph, "videos": len(sequences), "source": source,
-                           "steps": task.texts(), "sequences": sequences,
+                           "steps": texts, "sequences": sequences,
                            "png": next(f for f in files if f.suffix == ".png"),
                            "scores": graph_scores(graph, truth) if truth is not None else None}
     return result
@@ -317,12 +318,11 @@ def _torch_threads(n: int | None):
 
 
 def _load_kig(config: RunConfig):
-    import torch
-
+    from procvid.encoders.base import resolve_device
     from procvid.generate.kig import load_generator
     from procvid.paths import CHECKPOINTS_DIR
 
-    device = config.device if config.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = config.device if config.device != "auto" else str(resolve_device("auto"))
     return load_generator(config.kig or CHECKPOINTS_DIR / "procvid-kig", device=device)
 
 

@@ -217,7 +217,7 @@ class KeyStepGenerator:
 
     def generate(self, prev_image: np.ndarray | None, text: str, **options) -> np.ndarray:
         """One step: uint8 [H, W, 3] previous key-step image (None: no image condition) -> [size, size, 3]."""
-        return self.generate_batch(None if prev_image is None else _as_batch(prev_image), [text], **options)[0]
+        return self.generate_batch(prev_image, [text], **options)[0]  # a single image is a batch of one
 
     # ------------------------------------------------------------------ folders
 
@@ -297,7 +297,7 @@ class DiffusersGenerator:
         return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
 
     def generate(self, prev_image, text, **options) -> np.ndarray:
-        return self.generate_batch(None if prev_image is None else _as_batch(prev_image), [text], **options)[0]
+        return self.generate_batch(prev_image, [text], **options)[0]  # a single image is a batch of one
 
 
 def load_generator(path: str | Path, device: str = "cpu"):

@@ -108,7 +108,7 @@ def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
     return "".join(parts) + "</section>"
 
 
-def write_report(out: Path, videos: list, tasks: dict | None = None, graphs: dict | None = None,
+def write_report(out: Path, videos: list, graphs: dict | None = None,
                  segmentation: dict | None = None, grounding: dict | None = None, generation: dict | None = None,
                  grounding_scores: dict | None = None) -> Path:
     """Write OUT/report/index.html from the stage outputs under OUT (procvid.pipeline)."""

@@ -190,13 +190,6 @@ def scenes_csv(segments: list[Segment]) -> str:
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def frames_at(video: str | os.PathLike, times, short_side: int = THUMBNAIL_SIZE) -> list[np.ndarray]:
     """RGB frames on screen at each time (seconds from the stream start), decoded by seeking to the
     key frame before each time; frames are resized so the short side is at most ``short_side``."""
@@ -246,7 +239,7 @@ def write_keyframes(video: Path, segments: list[Segment], times: np.ndarray, fol
         p = folder / f"{i:03d}.{fmt}"
         buf = io.BytesIO()
         Image.fromarray(img).save(buf, format="JPEG" if fmt == "jpg" else "PNG", quality=90)
-        _atomic_write(p, buf.getvalue())
+        features.atomic_write(p, buf.getvalue())
         paths.append(p)
     return paths
 
@@ -326,12 +319,12 @@ def segment_one(item: Item, detector: Detector, num_segments: int | None, paths:
         video_id = item.rel.with_suffix("").name
         draw_timeline(paths["timeline"], X, t, segments, gt=(gt or {}).get(video_id), thumbnails=thumbs,
                       title=f"{item.rel}: {detector.name}, {len(segments)} segments")
-    _atomic_write(paths["csv"], scenes_csv(segments))
+    features.atomic_write(paths["csv"], scenes_csv(segments))
     doc = {"format": FORMAT, "version": FORMAT_VERSION, "video": str(video) if video else None,
            "features": str(Path(item.features).resolve()), "encoder": meta.get("encoder"),
            "sampling": meta.get("sampling"), **_header(detector, num_segments),
            "timestamps": [round(float(x), 6) for x in t], "segments": records}
-    _atomic_write(paths["json"], _dump(doc))  # last: marks the item done
+    features.atomic_write(paths["json"], _dump(doc))  # last: marks the item done
     return {k: v for k, v in doc.items() if k != "segments"}
 
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from procvid.errors import ProcvidError
 
 
 @dataclass
@@ -23,18 +19,21 @@ class LabelledFrames:
 
     def text_index(self) -> tuple[list[str], np.ndarray]:
         """All step texts (task order) and, per frame, the index of its step's text."""
-        texts, offsets = [], []
-        for t in self.tasks:
-            offsets.append(len(texts))
-            texts.extend(s["text"] for s in t["steps"])
+        texts, offsets = step_text_table(self.tasks)
         return texts, np.asarray(offsets)[self.task] + self.step - 1
 
     def task_text_ranges(self) -> list[range]:
-        ranges, start = [], 0
-        for t in self.tasks:
-            ranges.append(range(start, start + len(t["steps"])))
-            start += len(t["steps"])
-        return ranges
+        texts, offsets = step_text_table(self.tasks)
+        return [range(a, b) for a, b in zip(offsets, [*offsets[1:], len(texts)])]
+
+
+def step_text_table(tasks: list[dict]) -> tuple[list[str], list[int]]:
+    """The step texts of `tasks` (tasks.json entries) in one list, and where each task's begin."""
+    texts, offsets = [], []
+    for t in tasks:
+        offsets.append(len(texts))
+        texts.extend(s["text"] for s in t["steps"])
+    return texts, offsets
 
 
 def load_world_frames(world: str | Path, fps: float = 2.0, size: int = 64, videos: list[str] | None = None,
@@ -44,13 +43,11 @@ def load_world_frames(world: str | Path, fps: float = 2.0, size: int = 64, video
 
     from procvid.video import Sampling, read_frames
 
+    from procvid.generate.keyframes import world_videos
+
     world = Path(world)
-    if not (world / "videos.csv").exists():
-        raise ProcvidError(f"{world}: not a synthetic world (no videos.csv); create one with `procvid synth`")
-    tasks = json.loads((world / "tasks.json").read_text())
+    tasks, rows = world_videos(world, videos)
     task_index = {t["id"]: i for i, t in enumerate(tasks)}
-    with open(world / "videos.csv") as f:
-        rows = [r for r in csv.DictReader(f) if videos is None or r["video_id"] in videos]
     out = {k: [] for k in ("frames", "step", "task", "video")}
     for vi, row in enumerate(tqdm(rows, desc="decoding frames", unit="video", disable=not progress)):
         labels = np.load(world / "labels" / f"{row['video_id']}.npy")

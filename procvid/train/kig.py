@@ -53,16 +53,15 @@ class KeyStepPairsDataModule(SyntheticWorldDataModule):
 
     def setup(self, stage=None):
         from procvid.generate.keyframes import load_key_frames, world_videos
+        from procvid.train.frames import step_text_table
 
         if hasattr(self, "train_set"):
             return
         hp = self.hparams
         self.tasks, _ = world_videos(hp.world)
         self.key_frames = load_key_frames(hp.world, size=hp.image_size, window=hp.window, progress=False)
-        self.texts, offset = [], {}
-        for t in self.tasks:
-            offset[t["id"]] = len(self.texts) - 1  # step ids are 1-based
-            self.texts.extend(s["text"] for s in t["steps"])
+        self.texts, offsets = step_text_table(self.tasks)
+        offset = {t["id"]: o - 1 for t, o in zip(self.tasks, offsets)}  # step ids are 1-based
         pairs = np.array([(v, k, offset[kf.task_id] + step) for v, kf in enumerate(self.key_frames)
                           for k, step in enumerate(kf.order, start=1)], dtype=np.int64)
         is_val = validation_mask(len(self.key_frames), hp.val_fraction, hp.seed)[pairs[:, 0]]
