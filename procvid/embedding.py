@@ -86,6 +86,10 @@ def embed_videos(
     summary = RunSummary()
     failures = FailureLog(out_dir)
     frame_size = encoder.image_size
+    trained_fps = getattr(encoder, "fps", None)  # sequence encoders see a window of frames, not seconds
+    if trained_fps and sampling.fps != trained_fps:
+        log.warning("%s was trained on frames sampled at %g fps; sampling %s changes its time window",
+                    encoder.id, trained_fps, sampling.to_dict())
     jobs = plan_jobs(videos, out_dir, encoder.id, sampling, frame_size, shard, overwrite, summary, failures)
     bar = tqdm(total=summary.total, initial=summary.skipped + summary.failed, unit="video",
                disable=not progress, dynamic_ncols=True)
@@ -103,7 +107,7 @@ def embed_videos(
             return
         if not job.times:
             return fail(job, "no frames could be decoded")
-        emb = np.concatenate(job.chunks)
+        emb = encoder.finish_sequence(np.concatenate(job.chunks))
         features.write_entry(out_dir, job.rel, emb, np.concatenate(job.times), job.key)
         summary.done += 1
         summary.frames += len(emb)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 class RunConfig:
     """Pipeline settings; a YAML preset (configs/run/*.yaml) sets any of these fields."""
 
-    encoder: str = "default"
+    encoder: str = "video"  # segments and grounding: the clip-level model, in the default text space
     fps: float = 2.0
     method: str = "sbd"
     method_params: dict = field(default_factory=dict)

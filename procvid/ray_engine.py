@@ -61,8 +61,7 @@ class _EncodeAndWrite:
         if row["error"]:
             return result
         frames = row["frames"]
-        emb = np.concatenate([self.encoder.encode_images(frames[i : i + self.batch_size])
-                              for i in range(0, len(frames), self.batch_size)])
+        emb = self.encoder.encode_images(frames, self.batch_size)
         features.write_entry(self.out_dir, row["rel"], emb, row["times"], json.loads(row["key"]))
         result["frames"] = len(emb)
         return result

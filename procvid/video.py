@@ -201,7 +201,7 @@ class VideoReader:
             if reason and backend == "decord":
                 raise VideoError(self.path, f"decord cannot read it: {reason}")
             if reason:
-                log.info("%s: using PyAV (%s)", self.path, reason)
+                log.debug("%s: using PyAV (%s)", self.path, reason)  # same frames; expected at some sizes
         s = self._pyav
         duration = s.duration
         if self._decord is not None:  # decord's last frame end is reliable once validated

@@ -91,6 +91,20 @@ def test_rule_leaves_the_transient_after_a_boundary_out_of_the_statistics():
     assert surprise_boundaries(errors, settle=0, **kw)[0].tolist() == [20]  # the transient hides the bump
 
 
+def test_rule_moves_a_boundary_to_the_peak_of_a_building_change():
+    errors = np.full(60, 0.01)
+    errors[20:24] = [0.1, 0.2, 0.5, 0.15]  # a change that builds up over four frames
+    errors[45] = 0.4
+    kw = dict(gap=3, settle=1, threshold=3.0, min_jump=0.05, min_spread=0.005)
+    assert surprise_boundaries(errors, peak=0, **kw)[0].tolist() == [20, 45]  # where it starts
+    assert surprise_boundaries(errors, peak=2, **kw)[0].tolist() == [22, 45]  # where it is steepest
+    assert surprise_boundaries(errors, peak=1, **kw)[0].tolist() == [21, 45]  # looks only `peak` ahead
+    # The search stops `gap` frames before the end: no segment shorter than the minimum there.
+    errors = np.full(30, 0.01)
+    errors[[24, 28]] = [0.3, 0.9]  # 28 is closer than gap to the end
+    assert surprise_boundaries(errors, peak=4, **kw)[0].tolist() == [24]
+
+
 def test_prediction_sees_exactly_its_receptive_field():
     torch.manual_seed(0)
     net = NextEmbeddingPredictor(dim=8, window=3, width=16, layers=2, heads=2).eval()

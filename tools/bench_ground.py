@@ -4,8 +4,8 @@
     .venv/bin/python tools/bench_ground.py --tune     # grid search of the defaults on the tuning world
 
 World: datasets/synth/heldout_seed1 (60 videos, seed 1; the encoder and sbd were trained on seed 0,
-the grounding defaults tuned on seed 3), embedded with the `default` encoder at 2 fps through the
-feature cache (<world>_features). Each video is grounded against the text embeddings of its task's
+the grounding defaults tuned on seed 3), embedded with the `video` encoder at 2 fps through the
+feature cache (<world>_features_video). Each video is grounded against the text embeddings of its task's
 steps, from three kinds of units: the ground-truth step segments (idle gaps given as background),
 the segments of the uvd and sbd detectors (default parameters; they also cut out idle gaps, which
 the grounding must drop), and single frames. Orders (see procvid.ground): linear = step id order;
@@ -48,7 +48,9 @@ def prepare(world: Path, seed: int, num_videos: int, encoder_spec: str, fps: flo
     from procvid.video import Sampling, find_videos
 
     ensure_world(world, num_videos, seed)
-    features = Path(f"{world}_features")
+    from bench_segment import features_dir
+
+    features = features_dir(world, encoder_spec)
     encoder = load_encoder(encoder_spec)
     videos = find_videos([world / "videos"])
     summary = embed_videos(videos, features, encoder, Sampling(fps=fps), progress=False)
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="seed of the benchmark world if it is created")
     ap.add_argument("--videos", type=int, default=60, help="videos in the benchmark world if it is created")
     ap.add_argument("--train-world", default="datasets/synth/train", help="world whose step orders give the graphs")
-    ap.add_argument("--encoder", default="default")
+    ap.add_argument("--encoder", default="video", help="features for segments and grounding (default video)")
     ap.add_argument("--fps", type=float, default=2.0, help="embedding rate")
     ap.add_argument("--tune", action="store_true",
                     help="grid-search drop_percentile and step_cost on the tuning world (seed 3) instead")

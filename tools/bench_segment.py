@@ -5,7 +5,7 @@
     .venv/bin/python tools/bench_segment.py --tune         # grid search of the sbd defaults (tuning world)
 
 The benchmark world (seed 2; the CLIP and SBD models were trained on seed 0, defaults were tuned
-on seed 3) is generated if missing and embedded with the `default` encoder at 2 fps through the
+on seed 3) is generated if missing and embedded with the `video` encoder at 2 fps (`--encoder`) through the
 feature cache. Every detector runs with its default parameters; boundaries are scored at +-1 s
 against the ground-truth step boundaries (a step's start and its end, idle gaps in between) on
 the 2-fps frame grid, with procvid.metrics.segmentation. PySceneDetect's ContentDetector and
@@ -34,8 +34,8 @@ from procvid.segment import get_detector
 from procvid.segment.run import format_table, read_ground_truth
 
 METHODS = ["sbd", "uvd", "novelty", "kcpd", "uniform"]
-TUNE_GRID = {"threshold": [0.25, 0.5, 1.0, 2.0], "min_jump": [0.0, 0.02], "min_spread": [0.005, 0.01, 0.02],
-             "min_segment_s": [0.5, 1.0], "settle_s": [0.5, 1.0, 1.5]}
+TUNE_GRID = {"threshold": [0.5, 1.0, 2.0], "min_jump": [0.0, 0.05], "min_spread": [0.01, 0.03, 0.08],
+             "min_segment_s": [0.5, 1.0], "settle_s": [0.5, 1.0], "peak_s": [0.0, 0.5, 1.0]}
 
 
 @dataclass
@@ -54,6 +54,13 @@ class Video:
     def true_k(self) -> int:
         """Segments of the ground-truth tiling on the frame grid: steps and the idle gaps around them."""
         return len(boundary_times(self.gt, self.t)) + 1
+
+
+def features_dir(world: Path, encoder: str) -> Path:
+    """Feature cache of a world for an encoder spec: <world>_features for `default`, else
+    <world>_features_<spec> (one folder per encoder, so benchmarks do not overwrite each other's)."""
+    suffix = "" if encoder == "default" else "_" + "".join(c if c.isalnum() else "_" for c in encoder)
+    return Path(f"{world}_features{suffix}")
 
 
 def prepare(world: Path, seed: int, num_videos: int, features: Path, fps: float, encoder: str):
@@ -180,7 +187,7 @@ def main(argv=None) -> int:
     ap.add_argument("--world", default="datasets/synth/bench_seg", help="benchmark world (created if missing)")
     ap.add_argument("--seed", type=int, default=2, help="seed of the benchmark world if it is created")
     ap.add_argument("--videos", type=int, default=120, help="videos in the benchmark world if it is created")
-    ap.add_argument("--encoder", default="default")
+    ap.add_argument("--encoder", default="video", help="features every detector runs on (default video)")
     ap.add_argument("--fps", type=float, default=2.0, help="embedding rate")
     ap.add_argument("--tolerance", type=float, default=1.0, help="boundary tolerance, seconds")
     ap.add_argument("--no-known-k", action="store_true", help="skip the known-K rows")
@@ -194,12 +201,13 @@ def main(argv=None) -> int:
 
     if args.tune:
         world = Path("datasets/synth/tune_seg")
-        data, _ = prepare(world, 3, 60, Path(f"{world}_features"), args.fps, args.encoder)
+        data, _ = prepare(world, 3, 60, features_dir(world, args.encoder), args.fps, args.encoder)
         tune(data, args.tolerance)
         return 0
 
     world = Path(args.world)
-    data, embed_sph = prepare(world, args.seed, args.videos, Path(f"{world}_features"), args.fps, args.encoder)
+    data, embed_sph = prepare(world, args.seed, args.videos, features_dir(world, args.encoder), args.fps,
+                              args.encoder)
     tasks = {v.id.rsplit("_", 1)[0] for v in data}
     hours = sum(v.hours for v in data)
     print(f"{len(data)} videos of {len(tasks)} tasks ({hours * 60:.0f} min) from {world}; "

@@ -6,7 +6,7 @@ SBD and UVD learn no boundaries. To tell a weak detector from inputs that do not
 this trains boundary classifiers *with* ground truth and scores them like tools/bench_segment.py
 (benchmark world seed 2, 120 videos, +-1 s, 2-fps frame grid):
 
-* features +-4 frames: an MLP on 9 consecutive embeddings of the `default` encoder (the input of
+* features +-4 frames: an MLP on 9 consecutive embeddings of `--encoder` (default `video`, the input of
   every detector in procvid.segment);
 * pixels, 1 frame: a small CNN on one 48-px frame;
 * pixels, 9 frames: the same CNN on 9 stacked 48-px frames (+-2 s), so it sees motion.
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from bench_segment import prepare
+from bench_segment import features_dir, prepare
 from scipy.signal import find_peaks
 
 from procvid.metrics.segmentation import boundary_prf, boundary_times
@@ -169,6 +169,7 @@ def sbd_recall_by_kind(videos, tolerance: float = 1.0):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fps", type=float, default=2.0, help="sampling rate of features and frames")
+    ap.add_argument("--encoder", default="video", help="features of the MLP reference and the sbd recall")
     ap.add_argument("--pixels", type=int, default=48, help="frame size of the pixel references")
     ap.add_argument("--steps", type=int, default=3000, help="training steps of each reference")
     args = ap.parse_args(argv)
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(min(2, torch.get_num_threads()))
     data = {}
     for split, (world, seed, n) in WORLDS.items():
-        data[split], _ = prepare(Path(world), seed, n, Path(f"{world}_features"), args.fps, "default")
+        data[split], _ = prepare(Path(world), seed, n, features_dir(Path(world), args.encoder), args.fps,
+                                 args.encoder)
     print(f"boundary P/R/F1 at +-1 s on {len(data['bench'])} benchmark videos (seed 2), trained on "
           f"{len(data['train'])} videos of seed 0 with their boundaries; {args.fps:g} fps")
     print("where the shipped sbd detector's misses are (recall by kind of boundary):")

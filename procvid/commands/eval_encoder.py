@@ -27,9 +27,13 @@ def run(args) -> int:
 
     ensure_world(args.world, args.videos, args.synth_seed)
     encoder = load_encoder(args.encoder, device=args.device)
-    data = load_world_frames(args.world, fps=args.fps, size=encoder.image_size)
+    # Whole videos, idle gaps included, one at a time: a sequence encoder embeds a frame with its
+    # neighbours. The scores are over the in-step frames.
+    data = load_world_frames(args.world, fps=args.fps, size=encoder.image_size, keep_idle=True)
+    img = np.concatenate([encoder.encode_images(data.frames[data.video == v]) for v in range(len(data.videos))])
+    in_step = data.step > 0
+    img, data = img[in_step], data.subset(in_step)
     texts, frame_text = data.text_index()
-    img = np.concatenate([encoder.encode_images(data.frames[i : i + 256]) for i in range(0, len(data.frames), 256)])
     txt = encoder.encode_texts(texts)
     correct = zero_shot_step_correct(img, txt, frame_text, data.task_text_ranges(), data.task)
     acc = correct.mean()

@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "script (graph), or any (default auto: graph where a graph is known, else linear)")
     p.add_argument("--graph", metavar="FILE", help="graph script for --order graph (node-link JSON from "
                                                     "procvid graph build; default: the dataset's own graphs)")
-    p.add_argument("--encoder", default="default", help="text encoder; must match the features' (default default)")
+    p.add_argument("--encoder", default="video",
+                   help="text encoder; must match the features' (default video, procvid segment's default)")
     p.add_argument("--drop-percentile", type=float, default=DROP_PERCENTILE, metavar="P",
                    help=f"similarity percentile below which units are background (default {DROP_PERCENTILE:g})")
     p.add_argument("--step-cost", type=float, default=STEP_COST, metavar="S",

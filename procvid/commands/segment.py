@@ -19,8 +19,11 @@ def add_arguments(p):
                    help="detector parameter, repeatable (e.g. --param min_segment_s=2)")
     p.add_argument("--num-segments", type=int, metavar="K", help="known number of segments per video")
     p.add_argument("--features", help="feature cache for video inputs (default OUT/features)")
-    p.add_argument("--encoder", default="default", help="encoder for video inputs (see procvid embed)")
-    p.add_argument("--fps", type=float, default=1.0, help="frames embedded per second for video inputs (default 1)")
+    p.add_argument("--encoder", default="video",
+                   help="encoder for video inputs (see procvid embed; default video, the clip-level model the "
+                        "shipped sbd predictor was trained on)")
+    p.add_argument("--fps", type=float, default=2.0,
+                   help="frames embedded per second for video inputs (default 2, the video encoder's rate)")
     p.add_argument("--keyframes", default="jpg", choices=["jpg", "png", "none"],
                    help="key-frame thumbnail format, or none (default jpg)")
     p.add_argument("--timeline", action="store_true", help="also draw <stem>.timeline.png")

@@ -5,6 +5,7 @@ import argparse
 HELP = "train a procvid model with Lightning (YAML configs, overrides, checkpoints, resume)"
 EXAMPLES = [
     "procvid train clip --config configs/train/clip_tiny.yaml --config configs/trainer/cpu.yaml",
+    "procvid train video --config configs/train/video_tiny.yaml --config configs/trainer/cpu.yaml",
     "procvid train clip --config configs/train/clip_tiny.yaml --print_config",
     "procvid train clip --config configs/train/clip_tiny.yaml --config configs/trainer/debug.yaml",
     "procvid train clip --config configs/train/clip_tiny.yaml --trainer.max_steps 100 --ckpt_path runs/clip/last.ckpt",

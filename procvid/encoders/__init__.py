@@ -2,6 +2,9 @@
 
 Specs accepted by `load_encoder`:
 - `default`: procvid's own small CLIP model shipped in checkpoints/ (trained on the synthetic world);
+- `video`: procvid's clip-level video encoder shipped in checkpoints/procvid-video-tiny (embeds each
+  frame with its neighbours, so it sees motion; the segmentation default), `video:/path/folder` for
+  another one trained with `procvid train video`;
 - `minilm`: the real pretrained all-MiniLM-L6-v2 text encoder (text only);
 - `NAME:PRETRAINED`: an open_clip model, e.g. `ViT-B-32:laion2b_s34b_b79k`,
   `ViT-B-32:/path/open_clip_pytorch_model.bin`, `procvid-test-tiny:random`;
@@ -16,6 +19,7 @@ from procvid.paths import CHECKPOINTS_DIR
 
 DEFAULT_ENCODER_NAME = "procvid-clip-tiny"
 DEFAULT_ENCODER_WEIGHTS = CHECKPOINTS_DIR / "procvid-clip-tiny" / "open_clip_model.safetensors"
+VIDEO_ENCODER_DIR = CHECKPOINTS_DIR / "procvid-video-tiny"
 # The documented default for real footage; needs its weights locally (see README).
 REAL_VIDEO_ENCODER = "ViT-B-32:laion2b_s34b_b79k"
 
@@ -31,6 +35,10 @@ def _build(spec: str, device, precision) -> Encoder:
         from procvid.encoders.text import MiniLMTextEncoder
 
         return MiniLMTextEncoder(device=device)
+    if spec == "video" or spec.startswith("video:"):
+        from procvid.encoders.video_tiny import VideoTinyEncoder
+
+        return VideoTinyEncoder(spec.partition(":")[2] or VIDEO_ENCODER_DIR, device, precision)
     from procvid.encoders.open_clip_encoder import OpenClipEncoder
 
     if spec == "default":
@@ -41,7 +49,7 @@ def _build(spec: str, device, precision) -> Encoder:
         return OpenClipEncoder(spec, "", device, precision)
     name, sep, pretrained = spec.partition(":")
     if not sep:
-        raise EncoderError(f"encoder spec {spec!r}: expected NAME:PRETRAINED, `default` or `minilm`")
+        raise EncoderError(f"encoder spec {spec!r}: expected NAME:PRETRAINED, `default`, `video` or `minilm`")
     return OpenClipEncoder(name, pretrained, device, precision)
 
 

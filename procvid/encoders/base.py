@@ -48,6 +48,8 @@ class Encoder(ABC):
     `id` identifies the model *and its weights*: feature caches are keyed on it.
     Image encoding is split in two so decoding threads can run `prepare_images`
     (resize, crop, normalise on CPU) while the main thread runs `encode_prepared`.
+    Sequence (clip-level) encoders add a third stage: `encode_prepared` gives per-frame vectors, in
+    any batches, and `finish_sequence` turns all of one video's, in order, into its embeddings.
     """
 
     id: str
@@ -60,9 +62,17 @@ class Encoder(ABC):
     def encode_prepared(self, batch: torch.Tensor) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not encode images")
 
-    def encode_images(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 frames [N,H,W,3] -> [N, dim]."""
-        return self.encode_prepared(self.prepare_images(frames))
+    def finish_sequence(self, per_frame: np.ndarray) -> np.ndarray:
+        """One video's `encode_prepared` outputs, in time order -> its embeddings [T, dim]. Frame
+        encoders have nothing to add."""
+        return per_frame
+
+    def encode_images(self, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """uint8 frames [N,H,W,3] -> [N, dim]. For a sequence encoder the frames are consecutive
+        frames of one video, sampled at its rate."""
+        per_frame = [self.encode_prepared(self.prepare_images(frames[i : i + batch_size]))
+                     for i in range(0, len(frames), batch_size)]
+        return self.finish_sequence(np.concatenate(per_frame) if per_frame else np.zeros((0, self.dim), np.float32))
 
     @abstractmethod
     def encode_texts(self, texts: list[str]) -> np.ndarray:

@@ -3,10 +3,13 @@
 A small causal transformer (sliding-window attention over the last ``window`` frames per layer)
 predicts the embedding of frame t from the frames before it, as a correction of frame t-1, so
 "nothing changes" is the easy default. It is trained self-supervised on unlabeled features
-(:mod:`procvid.train.sbd`), so it learns what ordinary motion within a step looks like; its
+(:mod:`procvid.train.sbd`) with a trimmed loss that leaves the largest errors out, so it learns
+what ordinary motion within a step looks like and not how a step change unfolds; its
 prediction error ("surprise") 1 - cos(prediction, x_t) should be low inside a step and jump where
 a new step starts, or where the ongoing change stops, because neither can be foreseen from the
 past. How well it does depends on the features: see checkpoints/procvid-sbd/MODEL_CARD.md.
+With clip-level features a step change builds up over a few frames; ``peak_s`` moves each
+boundary from where the rule fires to the highest error shortly after.
 
 Unknown K, read online from the start of the video: frame t opens a new segment when its error
 exceeds the mean of the errors since the last boundary by ``threshold`` times their spread
@@ -14,9 +17,10 @@ exceeds the mean of the errors since the last boundary by ``threshold`` times th
 and the current segment is at least ``min_segment_s`` long. After a boundary the statistics
 restart; the errors of the first ``settle_s`` seconds after it are left out of them, because the
 predictor's context still holds the previous segment there and they run high (on the tuning
-world: boundary F1 0.52 when they are counted, 0.61 when the first second is left out).
-Restarting the predictor's context at a boundary as well made no difference there (0.602 vs
-0.605) and costs a forward pass per boundary, so errors come from one pass over the video.
+world with the frame encoder's features: boundary F1 0.52 when they are counted, 0.61 when the
+first second is left out). Restarting the predictor's context at a boundary as well made no
+difference there (0.602 vs 0.605) and costs a forward pass per boundary, so errors come from one
+pass over the video.
 Score: the error's gap above the mean in units of the spread.
 
 Known K: the peaks of the error curve with non-maximum suppression (peaks closer than
@@ -24,7 +28,7 @@ Known K: the peaks of the error curve with non-maximum suppression (peaks closer
 K-1 highest.
 
 The predictor is tied to its encoder: the shipped checkpoint (checkpoints/procvid-sbd/) was
-trained on features of the `default` encoder, and its JSON config records that encoder's id;
+trained on features of the `video` encoder, and its JSON config records that encoder's id;
 :attr:`SBDDetector.encoder` exposes it so callers can warn when features come from another one.
 """
 
@@ -172,19 +176,20 @@ class SBDDetector(Detector):
 
     checkpoint: str = ""
     """Predictor weights (.safetensors with a .json config beside it); empty: the shipped one."""
-    # Defaults from a grid on a tuning world (seed 3) with the shipped checkpoint
-    # (`tools/bench_segment.py --tune`): boundary F1 (+-1 s) 0.605, the best being 0.612 with
-    # threshold 0.25 and 0.5-s segments -- denser cuts, which that metric favours on that world.
+    # Defaults: the best of 216 settings on a tuning world (seed 3) with the shipped checkpoint and
+    # `video` features (`tools/bench_segment.py --tune`): boundary F1 (+-1 s) 0.878.
     threshold: float = 0.5
     """How many spreads above the segment's mean error a boundary's error must be."""
     min_jump: float = 0.0
     """Smallest absolute rise of the error (1 - cosine) over the segment's mean that counts."""
-    min_spread: float = 0.01
+    min_spread: float = 0.03
     """Floor of the spread, so a very steady segment does not make every wobble a boundary."""
     min_segment_s: float = 1.0
     """Minimum segment length, and no boundary closer than this to the video's end."""
-    settle_s: float = 1.0
+    settle_s: float = 0.5
     """Errors this soon after a boundary are left out of the new segment's statistics."""
+    peak_s: float = 1.0
+    """A boundary moves to the highest error within this many seconds after the rule fires."""
 
     @property
     def input_dim(self) -> int:
@@ -215,17 +220,20 @@ class SBDDetector(Detector):
             peaks, _ = find_peaks(candidates, distance=gap)
             return peaks, errors[peaks]
         settle = seconds_to_frames(self.settle_s, step, minimum=0)
-        return surprise_boundaries(errors, gap, settle, self.threshold, self.min_jump, self.min_spread)
+        peak = seconds_to_frames(self.peak_s, step, minimum=0)
+        return surprise_boundaries(errors, gap, settle, self.threshold, self.min_jump, self.min_spread, peak)
 
 
 def surprise_boundaries(errors: np.ndarray, gap: int, settle: int, threshold: float, min_jump: float,
-                        min_spread: float) -> tuple[np.ndarray, np.ndarray]:
+                        min_spread: float, peak: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The online rule on an error curve: boundaries (frame indices) and their scores.
 
     Frame t (with t - last boundary >= gap and T - t >= gap) is a boundary when
     errors[t] - mean >= max(threshold * max(std, min_spread), min_jump), mean/std taken over the
     errors of the current segment's frames so far, leaving out its first frame (the jump into it)
     and the ``settle`` frames after it. The video's first frame counts as a boundary.
+    With ``peak`` > 0 a boundary found at t moves to the frame of highest error in t .. t + peak:
+    a change that builds up over a few frames is placed where it is steepest, not where it starts.
     """
     T = len(errors)
     bounds, scores = [], []
@@ -237,6 +245,9 @@ def surprise_boundaries(errors: np.ndarray, gap: int, settle: int, threshold: fl
         if n and t - last >= gap and T - t >= gap:
             spread = max(math.sqrt(m2 / n), min_spread)
             if e - mean >= max(threshold * spread, min_jump):
+                if peak:
+                    t += int(np.argmax(errors[t : min(t + peak + 1, T - gap + 1)]))
+                    e = float(errors[t])
                 bounds.append(t)
                 scores.append((e - mean) / spread)
                 last, n, mean, m2 = t, 0, 0.0, 0.0

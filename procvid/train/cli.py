@@ -13,6 +13,7 @@ import importlib
 # MODEL name -> (LightningModule, LightningDataModule) import paths. Add new models here.
 MODELS = {
     "clip": ("procvid.train.clip:ClipModule", "procvid.train.clip:SyntheticFramesDataModule"),
+    "video": ("procvid.train.video:VideoEncoderModule", "procvid.train.video:VideoFramesDataModule"),
     "sbd": ("procvid.train.sbd:SBDModule", "procvid.train.sbd:EmbeddingChunksDataModule"),
     "kig": ("procvid.train.kig:KIGModule", "procvid.train.kig:KeyStepPairsDataModule"),
     "script": ("procvid.train.script:ScriptModule", "procvid.train.script:StepSequencesDataModule"),

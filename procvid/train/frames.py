@@ -11,11 +11,15 @@ import numpy as np
 @dataclass
 class LabelledFrames:
     frames: np.ndarray  # uint8 [N, H, W, 3]
-    step: np.ndarray  # [N] step id (1-based) within the frame's task
+    step: np.ndarray  # [N] step id (1-based) within the frame's task; 0: idle gap (keep_idle)
     task: np.ndarray  # [N] task index into `tasks`
     video: np.ndarray  # [N] video index into `videos`
     tasks: list[dict]  # tasks.json entries
     videos: list[str]
+
+    def subset(self, keep: np.ndarray) -> "LabelledFrames":
+        return LabelledFrames(self.frames[keep], self.step[keep], self.task[keep], self.video[keep], self.tasks,
+                              self.videos)
 
     def text_index(self) -> tuple[list[str], np.ndarray]:
         """All step texts (task order) and, per frame, the index of its step's text."""
@@ -37,8 +41,9 @@ def step_text_table(tasks: list[dict]) -> tuple[list[str], list[int]]:
 
 
 def load_world_frames(world: str | Path, fps: float = 2.0, size: int = 64, videos: list[str] | None = None,
-                      progress: bool = True) -> LabelledFrames:
-    """Decode frames at `fps` from a synthetic world; keep those inside a step (not idle gaps)."""
+                      progress: bool = True, keep_idle: bool = False) -> LabelledFrames:
+    """Decode frames at `fps` from a synthetic world; keep those inside a step (step 0, the idle
+    gaps, too if `keep_idle`: then every frame is kept, in order)."""
     from tqdm import tqdm
 
     from procvid.video import Sampling, read_frames
@@ -53,7 +58,7 @@ def load_world_frames(world: str | Path, fps: float = 2.0, size: int = 64, video
         labels = np.load(world / "labels" / f"{row['video_id']}.npy")
         frames, times = read_frames(world / row["path"], Sampling(fps=fps), size=size)
         step = labels[np.clip(np.round(times * float(row["fps"])).astype(int), 0, len(labels) - 1)]
-        keep = step > 0
+        keep = step >= 0 if keep_idle else step > 0
         out["frames"].append(frames[keep])
         out["step"].append(step[keep].astype(np.int64))
         out["task"].append(np.full(keep.sum(), task_index[row["task_id"]]))

@@ -85,16 +85,23 @@ class EmbeddingChunksDataModule(SyntheticWorldDataModule):
 
 
 class SBDModule(L.LightningModule):
-    """Trains :class:`NextEmbeddingPredictor` to predict each frame from the frames before it
-    (loss: mean 1 - cosine); a chunk's first frames have a short past, like a video's start. The
-    input size comes from the data (`configure_model`).
+    """Trains :class:`NextEmbeddingPredictor` to predict each frame from the frames before it; a
+    chunk's first frames have a short past, like a video's start. The input size comes from the data
+    (`configure_model`).
+
+    Loss: the mean of the smallest `trim` fraction of the batch's errors 1 - cosine (least trimmed
+    squares style). Boundaries are rare and unforeseeable, so they are among the largest errors;
+    leaving those out fits the predictor to ordinary motion within a step and keeps it from learning
+    how a step change unfolds, which would make the change unsurprising. With clip-level features,
+    whose step changes build up over a few frames, the tuning world's boundary F1 was 0.69 with the
+    plain mean (`trim` 1) and 0.80 / 0.84 / 0.88 keeping the smallest 90 / 75 / 50 % (model card).
 
     After fitting, `export_path` receives the weights (safetensors) and a JSON config with the
     architecture and the encoder id of the training features.
     """
 
     def __init__(self, window: int = 8, width: int = 64, layers: int = 2, heads: int = 4, lr: float = 1e-3,
-                 weight_decay: float = 0.01, export_path: str | None = None):
+                 weight_decay: float = 0.01, trim: float = 0.5, export_path: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.net: NextEmbeddingPredictor | None = None
@@ -113,20 +120,25 @@ class SBDModule(L.LightningModule):
     def teardown(self, stage):
         torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
 
-    def _losses(self, chunks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean prediction error and that of copying the last frame, over frames 1.. of each chunk."""
+    def _errors(self, chunks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prediction errors and those of copying the last frame, over frames 1.. of each chunk (flat)."""
         pred, target = self.net(chunks[:, :-1]), chunks[:, 1:]
-        return (1 - (pred * target).sum(-1)).mean(), (1 - (chunks[:, :-1] * target).sum(-1)).mean()
+        return (1 - (pred * target).sum(-1)).flatten(), (1 - (chunks[:, :-1] * target).sum(-1)).flatten()
+
+    def _trimmed(self, errors: torch.Tensor) -> torch.Tensor:
+        return errors.sort().values[: max(1, int(self.hparams.trim * len(errors)))].mean()
 
     def training_step(self, batch, batch_idx):
-        loss, _ = self._losses(batch[0])
+        errors, _ = self._errors(batch[0])
+        loss = self._trimmed(errors)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
-        loss, copy = self._losses(batch[0])
-        # Below 1: the predictor beats "nothing changes".
-        self.log_dict({"val/loss": loss, "val/vs_copy": loss / copy}, prog_bar=True)
+        errors, copy = self._errors(batch[0])
+        # vs_copy below 1: the predictor beats "nothing changes" (on all frames / on the kept ones).
+        self.log_dict({"val/loss": self._trimmed(errors), "val/vs_copy": errors.mean() / copy.mean(),
+                       "val/trimmed_vs_copy": self._trimmed(errors) / self._trimmed(copy)}, prog_bar=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
