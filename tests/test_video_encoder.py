@@ -50,6 +50,9 @@ def test_an_embedding_depends_on_the_neighbouring_frames(trained_folder):
     assert not differs[: 6 - window].any() and not differs[6 + window + 1 :].any()
     # Batching of the per-frame stage does not change the result.
     np.testing.assert_allclose(enc.encode_images(frames, batch_size=5), base, atol=1e-6)
+    # Videos shorter than the window (the ends repeat) and no frames at all.
+    assert enc.encode_images(frames[:1]).shape == (1, 64)
+    assert enc.encode_images(frames[:0]).shape == (0, 64)
 
 
 def test_embedding_pipeline_applies_the_temporal_stage_per_video(trained_folder, small_world, tmp_path):

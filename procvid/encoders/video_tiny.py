@@ -118,6 +118,8 @@ class VideoTinyEncoder(Encoder):
 
     @torch.no_grad()
     def finish_sequence(self, per_frame: np.ndarray) -> np.ndarray:
+        if not len(per_frame):
+            return np.zeros((0, self.dim), np.float32)
         return l2_normalize(self.net.mix(torch.from_numpy(per_frame).to(self.device)))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
