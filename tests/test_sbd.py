@@ -176,3 +176,12 @@ def test_train_sbd_fast_dev_run_exports_a_loadable_checkpoint(tmp_path):
     assert config["encoder"] == "enc-x" and config["architecture"]["dim"] == 12
     X = steady_turns([15, 20, 15], dim=12, seed=9)
     assert len(get_detector("sbd", checkpoint=str(out)).detect(X, np.arange(50.0), num_segments=3)) == 3
+
+
+def test_trimmed_loss_leaves_the_largest_errors_out():
+    from procvid.train.sbd import SBDModule
+
+    errors = torch.tensor([0.3, 0.01, 5.0, 0.02, 0.03, 4.0])  # two boundary-like outliers
+    assert SBDModule(trim=0.5)._trimmed(errors).item() == pytest.approx(0.02)
+    assert SBDModule(trim=1.0)._trimmed(errors).item() == pytest.approx(errors.mean().item())
+    assert SBDModule(trim=0.01)._trimmed(errors).item() == pytest.approx(0.01)  # at least one error kept
