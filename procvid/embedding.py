@@ -86,10 +86,9 @@ def embed_videos(
     summary = RunSummary()
     failures = FailureLog(out_dir)
     frame_size = encoder.image_size
-    trained_fps = getattr(encoder, "fps", None)  # sequence encoders see a window of frames, not seconds
-    if trained_fps and sampling.fps != trained_fps:
+    if encoder.fps and sampling.fps != encoder.fps:  # its time window is in frames, not seconds
         log.warning("%s was trained on frames sampled at %g fps; sampling %s changes its time window",
-                    encoder.id, trained_fps, sampling.to_dict())
+                    encoder.id, encoder.fps, sampling.to_dict())
     jobs = plan_jobs(videos, out_dir, encoder.id, sampling, frame_size, shard, overwrite, summary, failures)
     bar = tqdm(total=summary.total, initial=summary.skipped + summary.failed, unit="video",
                disable=not progress, dynamic_ncols=True)

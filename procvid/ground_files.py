@@ -84,7 +84,16 @@ def ground_file(source: Path, task, text_embeddings, encoder_id: str, order: str
     from procvid.features import load_features
 
     features, units = read_units(source)
-    X, t, meta = load_features(features)
+    return ground_loaded(source, features, units, load_features(features), task, text_embeddings, encoder_id,
+                         order, graph, drop_percentile, step_cost)
+
+
+def ground_loaded(source: Path, features: Path, units, loaded: tuple, task, text_embeddings, encoder_id: str,
+                  order: str = "linear", graph=None, drop_percentile: float = DROP_PERCENTILE,
+                  step_cost: float = STEP_COST) -> dict:
+    """`ground_file` on inputs the caller has read already: `units` as from read_units, `loaded` =
+    load_features(features)."""
+    X, t, meta = loaded
     if meta.get("encoder") and meta["encoder"] != encoder_id:
         log.warning("%s: features come from %s, step texts from %s: the similarities mean little",
                     source.name, meta["encoder"], encoder_id)

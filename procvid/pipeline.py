@@ -9,6 +9,7 @@ graphs/, generate/<task>/ (plan, key-step images, contact sheet), report/index.h
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from contextlib import contextmanager
@@ -76,6 +77,18 @@ class Video:
     doc: dict  # the segments file (procvid.segment.run)
     task: str | None = None
     truth: list | None = None  # (start, end, step) ground truth, if annotated
+
+    @functools.cached_property
+    def features(self) -> tuple:
+        """(X, t, meta) of its features, read once for grounding and the timeline."""
+        from procvid.features import load_features
+
+        return load_features(self.doc["features"])
+
+    @property
+    def units(self) -> list[tuple[int, int]]:
+        """Its segments as feature frame ranges."""
+        return [(r["start_frame"], r["end_frame"]) for r in self.doc["segments"]]
 
 
 def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: str | None = None,
@@ -181,7 +194,7 @@ def ground_videos(videos: list[Video], out_dir: Path, tasks: dict, known_graphs:
     """Name the steps of every video of a known task (procvid.ground on its segments); stem -> steps.json."""
     from tqdm import tqdm
 
-    from procvid.ground_files import choose_order, ground_file, read_steps, write_steps
+    from procvid.ground_files import choose_order, ground_loaded, read_steps, write_steps
 
     result, encoder, texts = {}, None, {}
     todo = [v for v in videos if v.task in tasks]
@@ -197,7 +210,8 @@ def ground_videos(videos: list[Video], out_dir: Path, tasks: dict, known_graphs:
             task = tasks[v.task]
             if v.task not in texts:
                 texts[v.task] = encoder.encode_texts(list(task.texts().values()))
-            doc = ground_file(v.segments, task, texts[v.task], encoder.id, order, known_graphs.get(v.task))
+            doc = ground_loaded(v.segments, Path(v.doc["features"]), v.units, v.features, task, texts[v.task],
+                                encoder.id, order, known_graphs.get(v.task))
             write_steps(path, doc)
         result[v.stem] = doc
     return result
@@ -207,7 +221,6 @@ def draw_timelines(videos: list[Video], grounding: dict, steps_dir: Path, progre
     """`<stem>.timeline.png` next to each segments file: detections, grounded steps, ground truth."""
     from tqdm import tqdm
 
-    from procvid.features import load_features
     from procvid.report.timeline import draw_timeline
     from procvid.segment.base import Segment
     from procvid.segment.run import TIMELINE_SUFFIX
@@ -219,7 +232,7 @@ def draw_timelines(videos: list[Video], grounding: dict, steps_dir: Path, progre
             continue
         records = v.doc["segments"]
         segments = [Segment.from_dict(r) for r in records]
-        X, t, _ = load_features(v.doc["features"])
+        X, t, _ = v.features
         thumbs = [v.segments.parent / r["thumbnail"] for r in records] if all("thumbnail" in r for r in records) \
             else None
         grounded = [(s["start"], s["end"], s["step"]) for s in doc["steps"]] if doc else None

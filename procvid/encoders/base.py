@@ -38,6 +38,16 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def resize_center_crop(frames: np.ndarray, size: int, interpolation: str = "bicubic") -> torch.Tensor:
+    """uint8 [N, H, W, 3] -> uint8 [N, 3, size, size]: short side resized (antialiased), centre crop;
+    frames already at size x size pass through untouched."""
+    from torchvision.transforms.v2 import functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    x = F.resize(x, size, interpolation=F.InterpolationMode(interpolation), antialias=True)
+    return F.center_crop(x, [size, size])
+
+
 def l2_normalize(x: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.normalize(x.float(), dim=-1).cpu().numpy()
 
@@ -55,6 +65,7 @@ class Encoder(ABC):
     id: str
     dim: int
     image_size: int | None = None  # input side for image encoders; None for text-only ones
+    fps: float | None = None  # sequence encoders: the sampling rate their time window was trained at
 
     def prepare_images(self, frames: np.ndarray) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not encode images")

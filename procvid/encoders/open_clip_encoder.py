@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from procvid.encoders.base import Encoder, autocast, l2_normalize, resolve_device, resolve_precision
+from procvid.encoders.base import (Encoder, autocast, l2_normalize, resize_center_crop, resolve_device,
+                                   resolve_precision)
 from procvid.errors import EncoderError
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -145,11 +146,7 @@ class OpenClipEncoder(Encoder):
     def prepare_images(self, frames: np.ndarray) -> torch.Tensor:
         """Resize the short side (bicubic, antialiased), centre crop, normalise: open_clip's eval
         transform, done on whole uint8 batches as tensors instead of PIL images one by one."""
-        from torchvision.transforms.v2 import functional as F
-
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-        x = F.resize(x, self.image_size, interpolation=F.InterpolationMode.BICUBIC, antialias=True)
-        x = F.center_crop(x, [self.image_size, self.image_size])
+        x = resize_center_crop(frames, self.image_size, "bicubic")
         return (x.float() / 255.0 - self.mean) / self.std
 
     @torch.no_grad()

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from procvid.encoders.base import Encoder, l2_normalize, resolve_device
+from procvid.encoders.base import Encoder, l2_normalize, resize_center_crop, resolve_device
 from procvid.errors import EncoderError
 
 
@@ -56,17 +56,6 @@ class VideoTinyNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mix(self.frame_features(x))
-
-
-def prepare_frames(frames: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 [N, H, W, 3] -> float [N, 3, size, size] in [-0.5, 0.5] (short side resized, centre crop)."""
-    from torchvision.transforms.v2 import functional as TF
-
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
-    if x.shape[-2:] != (size, size):
-        x = TF.resize(x, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-        x = TF.center_crop(x, [size, size])
-    return x.float() / 255.0 - 0.5
 
 
 def save_video_model(net: VideoTinyNet, folder: str | Path, **info) -> Path:
@@ -110,7 +99,8 @@ class VideoTinyEncoder(Encoder):
         self.id = f"procvid-video-tiny:{weights.parent.name}/{weights.name}@{_file_digest(weights)}"
 
     def prepare_images(self, frames: np.ndarray) -> torch.Tensor:
-        return prepare_frames(frames, self.image_size)
+        """To [-0.5, 0.5], as in training (procvid.train.video)."""
+        return resize_center_crop(frames, self.image_size, "bilinear").float() / 255.0 - 0.5
 
     @torch.no_grad()
     def encode_prepared(self, batch: torch.Tensor) -> np.ndarray:

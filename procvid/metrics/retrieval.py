@@ -14,14 +14,17 @@ import numpy as np
 
 
 def zero_shot_step_correct(frame_emb: np.ndarray, text_emb: np.ndarray, frame_text: np.ndarray,
-                           task_ranges: list[range], frame_task: np.ndarray) -> np.ndarray:
-    """Per frame: is the most similar step text of its task its own step's text."""
+                           task_ranges: list[range], frame_task: np.ndarray, shared: tuple[int, ...] = ()
+                           ) -> np.ndarray:
+    """Per frame: is the most similar step text of its task its own step's text. `shared`: texts
+    every frame is also compared with (e.g. an idle text)."""
     correct = np.zeros(len(frame_emb), dtype=bool)
     for t, r in enumerate(task_ranges):
         sel = np.flatnonzero(frame_task == t)
         if len(sel):
-            sims = frame_emb[sel] @ text_emb[r.start : r.stop].T
-            correct[sel] = sims.argmax(1) + r.start == frame_text[sel]
+            candidates = np.r_[np.arange(r.start, r.stop), np.asarray(shared, dtype=int)]
+            sims = frame_emb[sel] @ text_emb[candidates].T
+            correct[sel] = candidates[sims.argmax(1)] == frame_text[sel]
     return correct
 
 

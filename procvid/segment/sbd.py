@@ -245,7 +245,7 @@ def surprise_boundaries(errors: np.ndarray, gap: int, settle: int, threshold: fl
         if n and t - last >= gap and T - t >= gap:
             spread = max(math.sqrt(m2 / n), min_spread)
             if e - mean >= max(threshold * spread, min_jump):
-                if peak:
+                if peak:  # frames up to the moved boundary are then skipped: t - last <= settle
                     t += int(np.argmax(errors[t : min(t + peak + 1, T - gap + 1)]))
                     e = float(errors[t])
                 bounds.append(t)

@@ -77,12 +77,12 @@ class VideoFramesDataModule(SyntheticWorldDataModule):
 def own_task_accuracy(emb: torch.Tensor, text_emb: torch.Tensor, targets: torch.Tensor, task: torch.Tensor,
                       task_ranges: list[range]) -> float:
     """Frames whose nearest text, among their task's steps and the idle text (the last), is theirs."""
-    sims = emb @ text_emb.T
-    allowed = torch.zeros_like(sims, dtype=torch.bool)
-    for k, r in enumerate(task_ranges):
-        allowed[task == k, r.start:r.stop] = True
-    allowed[:, -1] = True
-    return (sims.masked_fill(~allowed, -math.inf).argmax(1) == targets).float().mean().item()
+    from procvid.metrics.retrieval import zero_shot_step_correct
+
+    correct = zero_shot_step_correct(emb.detach().float().cpu().numpy(), text_emb.float().cpu().numpy(),
+                                     targets.cpu().numpy(), task_ranges, task.cpu().numpy(),
+                                     shared=(len(text_emb) - 1,))
+    return float(correct.mean())
 
 
 class VideoEncoderModule(L.LightningModule):
@@ -112,7 +112,9 @@ class VideoEncoderModule(L.LightningModule):
     def setup(self, stage=None):
         from procvid.encoders import load_encoder
 
-        text = load_encoder(self.hparams.text_encoder, device="cpu").encode_texts(self.trainer.datamodule.texts)
+        text_encoder = load_encoder(self.hparams.text_encoder, device="cpu")
+        self.text_encoder_id = text_encoder.id  # recorded in the export
+        text = text_encoder.encode_texts(self.trainer.datamodule.texts)
         self.register_buffer("text_emb", torch.from_numpy(text), persistent=False)
 
     def _embed(self, frames_uint8: torch.Tensor) -> torch.Tensor:
@@ -151,10 +153,7 @@ class VideoEncoderModule(L.LightningModule):
 
     def on_fit_end(self):
         if self.hparams.export_dir and self.trainer.is_global_zero:
-            from procvid.encoders import load_encoder
-
             dm = self.trainer.datamodule
             save_video_model(self.net, self.hparams.export_dir, fps=dm.hparams.fps,
-                             text_encoder=self.hparams.text_encoder,
-                             text_encoder_id=load_encoder(self.hparams.text_encoder, device="cpu").id,
+                             text_encoder=self.hparams.text_encoder, text_encoder_id=self.text_encoder_id,
                              idle_text=IDLE_TEXT)
