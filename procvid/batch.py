@@ -1,4 +1,5 @@
-"""Shared machinery for batch commands (embed, segment, ...): sharding, failure logs, summaries."""
+"""Shared machinery of the batch stages (embed, segment, ground, ...): sharding, failure logs,
+summaries and progress bars."""
 
 from __future__ import annotations
 
@@ -55,6 +56,12 @@ class RunSummary:
     failed: int = 0
     frames: int = 0
     started: float = field(default_factory=time.perf_counter)
+    reasons: dict = field(default_factory=dict)  # failed item -> reason
+
+    def fail(self, failures: FailureLog, item: str, reason: str) -> None:
+        failures.add(item, reason)
+        self.failed += 1
+        self.reasons[item] = reason
 
     def line(self, what: str = "videos") -> str:
         secs = time.perf_counter() - self.started
@@ -63,3 +70,27 @@ class RunSummary:
             f"{self.total} {what}: {self.done} processed, {self.skipped} already done, "
             f"{self.failed} failed; {self.frames} frames in {secs:.1f} s{rate}"
         )
+
+
+class Progress:
+    """A stage's progress bar over its items (skipped and failed ones count as done at the start)."""
+
+    def __init__(self, summary: RunSummary, desc: str, enabled: bool = True, unit: str = "video"):
+        self.summary, self.desc, self.enabled, self.unit = summary, desc, enabled, unit
+
+    def __enter__(self) -> Progress:
+        from tqdm import tqdm
+
+        s = self.summary
+        self.bar = tqdm(total=s.total, initial=s.skipped + s.failed, unit=self.unit, desc=self.desc,
+                        disable=not self.enabled or not s.total, dynamic_ncols=True)
+        return self
+
+    def update(self) -> None:
+        self.bar.update(1)
+        if self.summary.frames:
+            rate = self.summary.frames / max(self.bar.format_dict["elapsed"], 1e-9)
+            self.bar.set_postfix_str(f"{rate:.1f} frames/s")
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()

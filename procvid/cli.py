@@ -1,6 +1,7 @@
 """The `procvid` console script: one parser, thin subcommands in procvid/commands/.
 
-Each command module defines HELP, EXAMPLES, add_arguments(parser) and run(args) -> exit code.
+Each command module defines HELP, EXAMPLES, add_arguments(parser) and run(args) -> exit code, and
+registers itself in procvid.registry.COMMANDS (whose module list sets the order of the commands).
 Heavy imports (torch, decord, ...) happen inside run(), so `procvid --help` stays fast.
 """
 
@@ -12,20 +13,7 @@ import logging
 import sys
 
 from procvid.errors import ProcvidError
-
-# Subcommand name -> module under procvid.commands. Add new commands here.
-COMMANDS = {
-    "demo": "demo",
-    "run": "run",
-    "synth": "synth",
-    "embed": "embed",
-    "segment": "segment",
-    "ground": "ground",
-    "train": "train",
-    "graph": "graph",
-    "eval": "eval",
-    "generate": "generate",
-}
+from procvid.registry import COMMANDS, Registry
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,9 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Understand procedures in instructional videos.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS.items():
-        module = importlib.import_module(f"procvid.commands.{module_name}")
+    add_subcommands(parser.add_subparsers(dest="command", metavar="COMMAND"), COMMANDS, "_run")
+    return parser
+
+
+def add_subcommands(sub, registry: Registry, run_key: str) -> None:
+    """One subparser per command module in `registry`; its run(args) goes to args.<run_key>."""
+    for name in registry.names():
+        module = importlib.import_module(registry.get(name))
         p = sub.add_parser(
             name,
             help=module.HELP,
@@ -45,8 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
-    return parser
+        p.set_defaults(**{run_key: module.run})
 
 
 class _TqdmHandler(logging.Handler):
@@ -70,7 +62,11 @@ def _setup_logging(verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ProcvidError as e:  # an unknown registry name, from an argparse `type=` (e.g. --method nope)
+        print(f"procvid: error: {e}", file=sys.stderr)
+        return 2
     _setup_logging(args.verbose)
     if not getattr(args, "_run", None):
         parser.print_help()

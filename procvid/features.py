@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from procvid.errors import ProcvidError
+from procvid.outputs import atomic_write
 
 FORMAT_VERSION = 1
 # Sidecar fields that must equal the current request for an entry to be reused.
@@ -44,23 +44,6 @@ def cache_key(video: str | os.PathLike, encoder_id: str, sampling: dict, frame_s
 
 def _sha1(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write a file so that a reader (or a rerun after an interruption) never finds half of it."""
-    if isinstance(data, str):
-        data = data.encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_entry(out_dir, rel, embeddings: np.ndarray, timestamps: np.ndarray, meta: dict) -> Path:

@@ -1,5 +1,5 @@
-"""Grounding on files: tasks' steps from files or datasets, and `<stem>.steps.json` step paths of
-segment or feature files (shared by `procvid ground` and `procvid run`).
+"""The ground stage: segments or feature files of videos of known tasks -> one `<stem>.steps.json`
+step path per video (`procvid ground` and `procvid run`), and the tasks' steps from files or datasets.
 
 `<stem>.steps.json`:
 {"format": "procvid-steps", "version": 1, "source": input file, "features": feature sidecar, "task": id,
@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+from procvid.batch import FailureLog, Progress, RunSummary
 from procvid.errors import ProcvidError
 from procvid.ground import DROP_PERCENTILE, STEP_COST, ground_video
-from procvid.segment.run import SEGMENTS_SUFFIX
+from procvid.outputs import Manifest, atomic_write, digest, file_digest, stamp
+from procvid.segment.files import SEGMENTS_SUFFIX, read_segments_file, stem_of
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,6 @@ def read_units(source: Path) -> tuple[Path, list[tuple[int, int]] | None]:
     """(feature sidecar, segment frame ranges or None for every frame) of one input."""
     if not source.name.endswith(SEGMENTS_SUFFIX):
         return source, None
-    from procvid.segment.run import read_segments_file
-
     header, segments = read_segments_file(source)
     return Path(header["features"]), [(s.start_frame, s.end_frame) for s in segments]
 
@@ -110,10 +111,7 @@ def ground_loaded(source: Path, features: Path, units, loaded: tuple, task, text
 
 def write_steps(path: Path, doc: dict) -> Path:
     """Write a steps.json atomically (a rerun never finds half a file)."""
-    from procvid.features import atomic_write
-
-    atomic_write(path, json.dumps(doc, indent=1) + "\n")
-    return path
+    return atomic_write(path, json.dumps(doc, indent=1) + "\n")
 
 
 def read_steps(path: Path) -> dict | None:
@@ -123,3 +121,103 @@ def read_steps(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) and doc.get("format") == FORMAT else None
+
+
+def collect_ground_inputs(inputs: list[str]) -> dict[str, Path]:
+    """Output stem -> segments file or feature sidecar; a folder gives its segments files, else its features."""
+    found: dict[str, Path] = {}
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir():
+            files = sorted(p.rglob(f"*{SEGMENTS_SUFFIX}")) or sorted(
+                f for f in p.rglob("*.json") if f.with_suffix(".safetensors").exists())
+        elif p.is_file() and p.suffix in (".json", ".safetensors"):
+            files = [p.with_suffix(".json") if p.suffix == ".safetensors" else p]
+        else:
+            raise ProcvidError(f"{p}: not a segments file, feature file or folder")
+        for f in files:
+            stem = stem_of(f)
+            if found.get(stem, f) != f:
+                raise ProcvidError(f"two inputs are named {stem}: {found[stem]} and {f}")
+            found[stem] = f
+    if not found:
+        raise ProcvidError(f"no segments or feature files in {' '.join(inputs)}")
+    return found
+
+
+@dataclass
+class GroundInput:
+    """One video to ground: its stem, segments file or feature sidecar, task id, and optionally its
+    segments already read (procvid.segment.files.SegmentedVideo) so nothing is read twice."""
+
+    stem: str
+    source: Path
+    task: str
+    video: object | None = None
+
+
+class _Texts:
+    """Per-worker state: the encoder (loaded on first use) and each task's step-text embeddings."""
+
+    def __init__(self, encoder: str, device: str):
+        self.spec, self.device, self.encoder, self.texts = encoder, device, None, {}
+
+    def __call__(self, task) -> tuple:
+        if self.encoder is None:
+            from procvid.encoders import load_encoder
+
+            self.encoder = load_encoder(self.spec, device=self.device)
+        if task.id not in self.texts:
+            self.texts[task.id] = self.encoder.encode_texts(list(task.texts().values()))
+        return self.texts[task.id], self.encoder.id
+
+
+def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, graphs: dict, encoder: str = "video",
+                 order: str = "auto", drop_percentile: float = DROP_PERCENTILE, step_cost: float = STEP_COST,
+                 device: str = "auto", progress: bool = True) -> tuple[dict[str, dict], RunSummary]:
+    """Ground every input against its task's step texts into ``out_dir/<stem>.steps.json``; a
+    steps file whose inputs and settings did not change is read, not recomputed. Returns
+    ({stem: steps document}, summary); failures are listed in ``out_dir/failures.jsonl``."""
+    out_dir = Path(out_dir)
+    manifest = Manifest(out_dir)
+    summary = RunSummary(total=len(inputs))
+    failures = FailureLog(out_dir)
+    texts = _Texts(encoder, device)
+    orders = {item.task: choose_order(order, item.task, graphs) for item in inputs}  # a bad setting stops here
+    result = {}
+    with Progress(summary, "ground", progress) as bar:
+        for item in inputs:
+            task = tasks[item.task]
+            path = out_dir / f"{item.stem}{STEPS_SUFFIX}"
+            try:
+                chosen = orders[task.id]
+                graph = graphs.get(task.id) if chosen == "graph" else None
+                source = digest(item.video.doc) if item.video is not None else file_digest(item.source)
+                key = stamp("ground", [source, task.id, task.texts(), digest(_edges(graph))],
+                            {"encoder": encoder, "order": chosen, "drop_percentile": drop_percentile,
+                             "step_cost": step_cost})
+                doc = read_steps(path) if manifest.is_current(path, key) else None
+                if doc is not None:
+                    summary.skipped += 1
+                else:
+                    embeddings, encoder_id = texts(task)
+                    if item.video is not None:
+                        v = item.video
+                        doc = ground_loaded(v.segments, Path(v.doc["features"]), v.units, v.features, task,
+                                            embeddings, encoder_id, chosen, graph, drop_percentile, step_cost)
+                    else:
+                        doc = ground_file(item.source, task, embeddings, encoder_id, chosen, graph,
+                                          drop_percentile, step_cost)
+                    write_steps(path, doc)
+                    manifest.record(path, key)
+                    summary.done += 1
+                result[item.stem] = doc
+            except ProcvidError as e:
+                summary.fail(failures, str(item.source), str(e))
+                log.warning("%s: %s", item.source, e)
+            bar.update()
+    return result, summary
+
+
+def _edges(graph) -> list:
+    return sorted(map(str, graph.edges)) if graph is not None else []

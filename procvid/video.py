@@ -335,6 +335,39 @@ def read_frames(path, sampling: Sampling, size: int | None = None, backend: str 
     return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
 
 
+def frames_at(video: str | os.PathLike, times, short_side: int = 128) -> list[np.ndarray]:
+    """RGB frames on screen at each time (seconds from the stream start), decoded by seeking to the
+    key frame before each time; frames are resized so the short side is at most ``short_side``."""
+    import av
+
+    path = check_file(video)
+    try:
+        container = av.open(str(path))
+    except Exception as e:  # av raises many error types for non-video input
+        raise VideoError(path, f"cannot open as video ({type(e).__name__})") from None
+    with container:
+        if not container.streams.video:
+            raise VideoError(path, "contains no video stream")
+        stream = container.streams.video[0]
+        base = stream.time_base
+        t0 = float(stream.start_time * base) if stream.start_time is not None else 0.0
+        w, h = stream.codec_context.width, stream.codec_context.height
+        scale = min(1.0, short_side / max(1, min(w, h)))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        out = []
+        for t in times:
+            container.seek(int((t + t0) / base), stream=stream, backward=True, any_frame=False)
+            shown = None
+            for frame in container.decode(stream):
+                if shown is not None and frame.time is not None and frame.time - t0 > t + 1e-6:
+                    break
+                shown = frame
+            if shown is None:
+                raise VideoError(path, f"no frame at {t:.2f} s")
+            out.append(shown.to_ndarray(format="rgb24", width=size[0], height=size[1]))
+    return out
+
+
 def probe(path: str | os.PathLike, backend: str = "auto") -> VideoInfo:
     with VideoReader(path, backend=backend) as reader:
         return reader.info

@@ -78,10 +78,14 @@ def test_retrieval_by_text_and_library_round_trip(tmp_path):
     pizza = _skill([(START, 1), (1, END)], {}, sid="pizza", name="Make a pizza")
     pizza.steps = {1: "spread red tomato sauce on the dough"}
     pizza.graph.nodes[1]["text"] = pizza.steps[1]
+    tea.keyframes = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float16).astype(np.float32)
     library = SkillLibrary([tea, pizza])
     loaded = SkillLibrary.load(library.save(tmp_path / "lib"))
     assert [s.steps for s in loaded.skills] == [tea.steps, pizza.steps]
     assert loaded.skills[0].transitions == {(START, 1): 1}
+    assert sorted(p.name for p in (tmp_path / "lib").iterdir()) == ["library.json", "library.safetensors"]
+    np.testing.assert_array_equal(loaded.skills[0].keyframes, tea.keyframes)
+    assert loaded.skills[1].keyframes is None
     ranked = retrieve(loaded, "bake a tomato pizza", text="clip")
     assert ranked[0]["id"] == "pizza" and ranked[0]["image_score"] is None
 
@@ -134,6 +138,26 @@ def test_kig_save_load_round_trip(tiny_kig, tmp_path):
     assert json.loads((tmp_path / "kig/model_index.json").read_text())["_class_name"] == "KeyStepPipeline"
     np.testing.assert_array_equal(loaded.generate(prev, "pour hot water into the cup", steps=3, seed=5), out)
     assert not np.array_equal(loaded.generate(prev, "pour hot water into the cup", steps=3, seed=6), out)
+
+
+def test_kig_folder_with_pickled_weights_is_refused_unread(tiny_kig, tmp_path):
+    import torch
+
+    from procvid.errors import ProcvidError
+    from procvid.generate.kig import KeyStepGenerator
+
+    class Payload:  # unpickling it would write the marker
+        def __reduce__(self):
+            return exec, (f"open({str(tmp_path / 'marker')!r}, 'w').close()",)
+
+    folder = tiny_kig.save_pretrained(tmp_path / "kig")
+    weights = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    state = {k: v for k, v in tiny_kig.unet.state_dict().items()}
+    torch.save({**state, "payload": Payload()}, weights.with_suffix(".bin"))
+    weights.unlink()
+    with pytest.raises(ProcvidError, match="only safetensors weights are read"):
+        KeyStepGenerator.from_pretrained(folder)
+    assert not (tmp_path / "marker").exists()
 
 
 def test_kig_one_sampling_step_and_no_image_condition(tiny_kig):

@@ -9,9 +9,10 @@ import networkx as nx
 import pytest
 
 from procvid.errors import ProcvidError
-from procvid.graph import END, METHODS, START, induce_graph, transitive_reduction
+from procvid.graph import END, START, induce_graph, transitive_reduction
 from procvid.metrics.graph import GraphScores, graph_scores, macro_average
 from procvid.paths import shared_data_dir
+from procvid.registry import GRAPH_METHODS
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
@@ -36,7 +37,7 @@ def linear_extensions():
 MESSY = [[1, 2, 3, 5], [1, 3, 2, 4, 5], [1, 2, 2, 3, 4, 5], [1, 4, 3, 2, 5], [1, 3, 5]]
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", GRAPH_METHODS.names())
 @pytest.mark.parametrize("sequences", [linear_extensions(), MESSY], ids=["extensions", "messy"])
 def test_graph_invariants(method, sequences):
     graph = induce_graph(sequences, STEPS, method=method)
@@ -191,8 +192,11 @@ def test_cli_build_and_stats(tmp_path, capsys):
 
     world = write_world(tmp_path / "world")
     assert _cli("build", "--data", str(world), "--method", "count", "--out", str(tmp_path / "out")) == 0
-    written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["tea.dot", "tea.graphml", "tea.json", "tea.png"]
+    files = sorted(p for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))  # .procvid-manifest
+    assert [p.name for p in files] == ["tea.dot", "tea.graphml", "tea.json", "tea.png"]
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    assert _cli("build", "--data", str(world), "--method", "count", "--out", str(tmp_path / "out")) == 0
+    assert [p.stat().st_mtime_ns for p in files] == mtimes  # nothing changed: nothing rewritten
     assert _cli("stats", "--data", str(world)) == 0
     out = capsys.readouterr().out
     assert "tea: 3 videos" in out and "reversed consecutive pairs" in out

@@ -12,7 +12,7 @@ from procvid.cli import main
 from procvid.errors import ProcvidError
 from procvid.paths import REPO_ROOT
 from procvid.segment import get_detector
-from procvid.segment.sbd import NextEmbeddingPredictor, save_predictor, surprise_boundaries
+from procvid.segment.sbd import NextEmbeddingPredictor, surprise_boundaries
 
 SBD_CFG = str(REPO_ROOT / "configs/train/sbd.yaml")
 DEBUG_CFG = str(REPO_ROOT / "configs/trainer/debug.yaml")
@@ -54,8 +54,8 @@ def trained_checkpoint(tmp_path_factory):
         loss.backward()
         opt.step()
     torch.set_num_threads(threads)
-    path = tmp_path_factory.mktemp("sbd") / "sbd.safetensors"
-    return save_predictor(net, path, encoder="test-encoder", sampling={"fps": 1.0})
+    return net.save_pretrained(tmp_path_factory.mktemp("sbd"), "steady turns", encoder="test-encoder",
+                               sampling={"fps": 1.0})
 
 
 def test_rule_finds_jumps_above_the_segment_level_and_respects_min_length():
@@ -140,9 +140,7 @@ def test_trained_predictor_finds_direction_changes(trained_checkpoint, seed):
 
 
 def test_predictor_error_is_low_inside_segments(trained_checkpoint):
-    from procvid.segment.sbd import load_predictor
-
-    model, _ = load_predictor(trained_checkpoint)
+    model = NextEmbeddingPredictor.from_pretrained(trained_checkpoint)
     X = torch.from_numpy(steady_turns(seed=7))
     with torch.no_grad():
         e = model.errors(X).numpy()
@@ -155,12 +153,16 @@ def test_predictor_error_is_low_inside_segments(trained_checkpoint):
 def test_missing_checkpoint_and_wrong_dimension_are_clear_errors(tmp_path, trained_checkpoint):
     X, t = steady_turns(), np.arange(86.0)
     with pytest.raises(ProcvidError, match="checkpoint not found"):
-        get_detector("sbd", checkpoint=str(tmp_path / "none.safetensors")).detect(X, t)
+        get_detector("sbd", checkpoint=str(tmp_path / "none")).detect(X, t)
     with pytest.raises(ProcvidError, match="features have 32 dims but the predictor expects 16"):
         get_detector("sbd", checkpoint=str(trained_checkpoint)).detect(np.tile(X, 2), t)
-    lonely = tmp_path / "lonely.safetensors"
-    lonely.write_bytes(trained_checkpoint.read_bytes())
-    with pytest.raises(ProcvidError, match="config missing"):
+    # the weights file inside the folder names the folder; weights without our config are refused
+    det = get_detector("sbd", checkpoint=str(trained_checkpoint / "model.safetensors"))
+    assert det.encoder == "test-encoder" and det.input_dim == 16
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / "model.safetensors").write_bytes((trained_checkpoint / "model.safetensors").read_bytes())
+    with pytest.raises(ProcvidError, match="not a procvid model folder"):
         get_detector("sbd", checkpoint=str(lonely)).detect(X, t)
 
 
@@ -169,11 +171,12 @@ def test_train_sbd_fast_dev_run_exports_a_loadable_checkpoint(tmp_path):
         X = steady_turns([15, 20, 15], dim=12, seed=v)
         features.write_entry(tmp_path / "feats", f"v{v}.mp4", X, np.arange(len(X)) * 0.5,
                              {"encoder": "enc-x", "source": f"v{v}.mp4"})
-    out = tmp_path / "ck" / "sbd.safetensors"
+    out = tmp_path / "ck"
     main(["train", "sbd", "--config", SBD_CFG, "--config", DEBUG_CFG, "--data.world", "null", "--trainer.callbacks", "null",
-          f"--data.features={tmp_path / 'feats'}", "--data.batch_size", "4", f"--model.export_path={out}"])
-    config = json.loads(out.with_suffix(".json").read_text())
+          f"--data.features={tmp_path / 'feats'}", "--data.batch_size", "4", f"--model.export_dir={out}"])
+    config = json.loads((out / "config.json").read_text())
     assert config["encoder"] == "enc-x" and config["architecture"]["dim"] == 12
+    assert config["kind"] == "sbd-predictor" and config["domain"] == f"the footage of the features in {tmp_path / 'feats'}"
     X = steady_turns([15, 20, 15], dim=12, seed=9)
     assert len(get_detector("sbd", checkpoint=str(out)).detect(X, np.arange(50.0), num_segments=3)) == 3
 

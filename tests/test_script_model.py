@@ -11,7 +11,7 @@ from procvid.cli import main
 from procvid.graph import END, START, induce_graph
 from procvid.graph.script import consecutive_pairs
 from procvid.graph.script_model import (GraphWalk, LinearScript, MarkovBaseline, beam_search, collapse_repeats,
-                                        complete, load_script_model, ranked)
+                                        ScriptModel, complete, ranked)
 from procvid.paths import REPO_ROOT
 
 SCRIPT_CFG = str(REPO_ROOT / "configs/train/script.yaml")
@@ -34,28 +34,30 @@ def toy_world(tmp_path_factory):
 
 
 def _train(world, out, *extra):
-    main(["train", "script", "--config", SCRIPT_CFG, f"--data.dataset={world}", "--model.export_path", str(out),
+    main(["train", "script", "--config", SCRIPT_CFG, f"--data.dataset={world}", "--model.export_dir", str(out),
           "--trainer.logger", "false", "--trainer.callbacks", "null", "--trainer.enable_checkpointing", "false",
           "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(out.parent), *extra])
 
 
 def test_fast_dev_run_exports_a_loadable_model(toy_world, tmp_path):
-    _train(toy_world, tmp_path / "s.pt", "--config", DEBUG_CFG, "--data.batch_size", "8")
-    model = load_script_model(tmp_path / "s.pt")
+    _train(toy_world, tmp_path / "s", "--config", DEBUG_CFG, "--data.batch_size", "8")
+    model = ScriptModel.from_pretrained(tmp_path / "s")
+    assert model.info["kind"] == "script-model" and model.info["dataset"] == str(toy_world)
+    assert model.vocab.tasks == {"up": [1, 2, 3], "down": [1, 2, 3]}  # step ids stay ints
     dist = model.predict("up", [[], [1, 2]])
     assert set(dist[0]) == {1, 2, 3, END} and sum(dist[1].values()) == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.fixture(scope="module")
 def toy_model(toy_world, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "toy.pt"
+    out = tmp_path_factory.mktemp("model") / "toy"
     _train(toy_world, out, "--trainer.max_steps", "60", "--trainer.accelerator", "cpu", "--model.lr", "0.01",
            "--model.warmup_steps", "5", "--data.val_fraction", "0", "--trainer.limit_val_batches", "0")
     return out
 
 
 def test_short_fit_learns_task_conditioned_orders(toy_model):
-    model = load_script_model(toy_model)
+    model = ScriptModel.from_pretrained(toy_model)
     up, down = model.predict("up", [[1]])[0], model.predict("down", [[3]])[0]
     assert ranked(up)[0][0] == 2 and ranked(down)[0][0] == 2
     assert complete(model, "up", [1]) == [2, 3] and complete(model, "down", [], width=3) == [3, 2, 1]

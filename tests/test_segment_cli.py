@@ -7,38 +7,28 @@ import json
 import numpy as np
 import pytest
 
-from procvid.cli import COMMANDS, main
-from procvid.commands.eval import SUBCOMMANDS
-from procvid.segment.run import CSV_COLUMNS, read_segments_file
-from procvid.segment.sbd import NextEmbeddingPredictor, save_predictor
+from procvid.cli import main
+from procvid.segment.files import CSV_COLUMNS, read_segments_file
+from procvid.segment.sbd import NextEmbeddingPredictor
 
 ENC = "procvid-test-tiny:random"
-
-
-@pytest.fixture
-def cli(monkeypatch):
-    # Registered in procvid/cli.py and procvid/commands/eval.py; setitem keeps the tests independent of that.
-    monkeypatch.setitem(COMMANDS, "segment", "segment")
-    monkeypatch.setitem(SUBCOMMANDS, "segment", "procvid.commands.eval_segment")
-    return main
 
 
 @pytest.fixture(scope="module")
 def sbd_checkpoint(tmp_path_factory, tiny_encoder):
     """An (untrained) predictor for the tiny test encoder's features."""
-    path = tmp_path_factory.mktemp("sbd") / "sbd.safetensors"
-    return save_predictor(NextEmbeddingPredictor(tiny_encoder.dim, window=4, width=16, layers=1, heads=2), path,
-                          encoder=tiny_encoder.id)
+    net = NextEmbeddingPredictor(tiny_encoder.dim, window=4, width=16, layers=1, heads=2)
+    return net.save_pretrained(tmp_path_factory.mktemp("sbd"), "test clips", encoder=tiny_encoder.id)
 
 
-def test_segment_clips_writes_outputs_resumes_and_logs_failures(cli, tmp_path, videos_dir, sbd_checkpoint, capsys):
+def test_segment_clips_writes_outputs_resumes_and_logs_failures(tmp_path, videos_dir, sbd_checkpoint, capsys):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00" * 1000)
     out = tmp_path / "seg"
     argv = ["segment", str(videos_dir / "cup.mp4"), str(videos_dir / "tree.avi"), str(bad), "--out", str(out),
             "--method", "sbd", "--param", f"checkpoint={sbd_checkpoint}", "--param", "min_jump=0",
             "--param", "threshold=1", "--encoder", ENC, "--fps", "2", "--timeline", "--no-progress"]
-    assert cli(argv) == 1  # one input failed
+    assert main(argv) == 1  # one input failed
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert [f["item"] for f in failures] == [str(bad.resolve())] and failures[0]["reason"]
     for stem in ("cup", "tree"):
@@ -55,21 +45,21 @@ def test_segment_clips_writes_outputs_resumes_and_logs_failures(cli, tmp_path, v
     assert "3 videos: 2 processed, 0 already done, 1 failed" in capsys.readouterr().out
 
     mtime = (out / "cup.segments.json").stat().st_mtime_ns
-    assert cli(argv) == 1
+    assert main(argv) == 1
     assert "2 already done" in capsys.readouterr().out
     assert (out / "cup.segments.json").stat().st_mtime_ns == mtime
     # other parameters: recomputed
-    assert cli([*argv[:-1], "--param", "threshold=2", "--no-progress"]) == 1
+    assert main([*argv[:-1], "--param", "threshold=2", "--no-progress"]) == 1
     assert "2 processed" in capsys.readouterr().out
 
 
-def test_segment_feature_files_with_known_k(cli, tmp_path, videos_dir, tiny_encoder, capsys):
+def test_segment_feature_files_with_known_k(tmp_path, videos_dir, tiny_encoder, capsys):
     from procvid.embedding import embed_videos
     from procvid.video import Sampling, find_videos
 
     embed_videos(find_videos([videos_dir / "box.mp4", videos_dir / "cup.mp4"]), tmp_path / "f", tiny_encoder,
                  Sampling(fps=2), progress=False)
-    rc = cli(["segment", str(tmp_path / "f"), "--out", str(tmp_path / "o"), "--method", "uniform",
+    rc = main(["segment", str(tmp_path / "f"), "--out", str(tmp_path / "o"), "--method", "uniform",
               "--num-segments", "3", "--keyframes", "none", "--no-progress"])
     assert rc == 0
     for stem in ("box", "cup"):
@@ -79,10 +69,10 @@ def test_segment_feature_files_with_known_k(cli, tmp_path, videos_dir, tiny_enco
         assert not (tmp_path / "o" / f"{stem}.keyframes").exists()
 
 
-def test_sbd_warns_when_features_come_from_another_encoder(cli, tmp_path, videos_dir, tiny_encoder, capsys):
-    ck = save_predictor(NextEmbeddingPredictor(tiny_encoder.dim, window=4, width=16, layers=1, heads=2),
-                        tmp_path / "ck" / "sbd.safetensors", encoder="some-other-encoder")
-    rc = cli(["segment", str(videos_dir / "cup.mp4"), "--out", str(tmp_path / "o"), "--encoder", ENC,
+def test_sbd_warns_when_features_come_from_another_encoder(tmp_path, videos_dir, tiny_encoder, capsys):
+    ck = NextEmbeddingPredictor(tiny_encoder.dim, window=4, width=16, layers=1, heads=2).save_pretrained(
+        tmp_path / "ck", "test clips", encoder="some-other-encoder")
+    rc = main(["segment", str(videos_dir / "cup.mp4"), "--out", str(tmp_path / "o"), "--encoder", ENC,
               "--param", f"checkpoint={ck}", "--keyframes", "none", "--no-progress"])
     assert rc == 0
     assert "trained on features of some-other-encoder" in capsys.readouterr().err
@@ -90,15 +80,15 @@ def test_sbd_warns_when_features_come_from_another_encoder(cli, tmp_path, videos
 
 @pytest.mark.parametrize("argv, message", [
     (["segment", "no/such/file.mp4", "--out", "x"], "no such file or directory"),
-    (["segment", ".", "--out", "x", "--num-segments", "0"], "--num-segments must be at least 1"),
+    (["segment", ".", "--out", "x", "--num-segments", "0"], "--num-segments must be positive"),
     (["segment", ".", "--out", "x", "--method", "uvd", "--param", "bogus=1"], "unknown parameter(s)"),
-    (["segment", ".", "--out", "x", "--param", "checkpoint=/nope.safetensors"], "checkpoint not found"),
+    (["segment", ".", "--out", "x", "--param", "checkpoint=/nope"], "checkpoint not found"),
 ])
-def test_bad_input_is_a_one_line_error(cli, tmp_path, monkeypatch, capsys, argv, message):
+def test_bad_input_is_a_one_line_error(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "f.json").write_text("{}")
     (tmp_path / "f.safetensors").write_bytes(b"")
-    assert cli(argv) == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
 
@@ -115,7 +105,7 @@ def _write_prediction(folder, video_id, method, bounds, duration=10.0, step=0.5,
     (folder / f"{video_id}.segments.json").write_text(json.dumps(doc))
 
 
-def test_eval_segment_on_hand_made_ground_truth(cli, tmp_path, capsys):
+def test_eval_segment_on_hand_made_ground_truth(tmp_path, capsys):
     gt = tmp_path / "gt"
     gt.mkdir()
     # steps 1: [1, 3) and 2: [5, 8) with idle gaps -> boundaries at 1, 3, 5, 8
@@ -127,7 +117,7 @@ def test_eval_segment_on_hand_made_ground_truth(cli, tmp_path, capsys):
     _write_prediction(pred / "b", "v1", "half", [1.5, 4.0])  # 1.5 within 1 s of 1; 4.0 within 1 s of 3 or 5
     _write_prediction(pred / "b", "v2", "half", [9.0])
     _write_prediction(pred / "b", "v3", "half", [5.0])  # no ground truth for v3
-    rc = cli(["eval", "segment", "--pred", str(pred), "--gt", str(gt), "--json", str(tmp_path / "s.json")])
+    rc = main(["eval", "segment", "--pred", str(pred), "--gt", str(gt), "--json", str(tmp_path / "s.json")])
     assert rc == 0
     out = capsys.readouterr().out
     assert "exact" in out and "half" in out and "1 prediction(s) without ground truth" in out
@@ -139,9 +129,9 @@ def test_eval_segment_on_hand_made_ground_truth(cli, tmp_path, capsys):
     assert exact["mof"] > half["mof"]
 
 
-def test_eval_segment_without_matching_videos_is_an_error(cli, tmp_path, capsys):
+def test_eval_segment_without_matching_videos_is_an_error(tmp_path, capsys):
     (tmp_path / "gt").mkdir()
     (tmp_path / "gt" / "taskA_v1.csv").write_text("1,1.0,3.0\n")
     _write_prediction(tmp_path / "pred", "other", "exact", [1.0])
-    assert cli(["eval", "segment", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]) == 2
+    assert main(["eval", "segment", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]) == 2
     assert "no prediction" in capsys.readouterr().err

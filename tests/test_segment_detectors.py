@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from procvid.errors import ProcvidError
-from procvid.segment import DETECTORS, Detector, Segment, get_detector
+from procvid.registry import DETECTORS
+from procvid.segment import Detector, Segment, get_detector
 
 LENGTHS = [25, 40, 18, 33, 30, 22]
 TRUE_BOUNDARIES = np.cumsum(LENGTHS)[:-1]  # first frame of segments 2..K
@@ -239,7 +240,7 @@ def test_user_mistakes_raise_one_line_procvid_errors(name, X, t, k, message):
 
 
 def test_registry_names_parameters_and_json_round_trip():
-    assert set(NAMES) <= set(DETECTORS)
+    assert set(NAMES) <= set(DETECTORS.names())
     with pytest.raises(ProcvidError, match="unknown detector"):
         get_detector("nope")
     with pytest.raises(ProcvidError, match="unknown parameter"):

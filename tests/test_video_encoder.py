@@ -28,6 +28,7 @@ def test_training_exports_a_loadable_encoder(trained_folder):
     enc = load_encoder(f"video:{trained_folder}", device="cpu")
     assert enc.dim == 64 and enc.image_size == 48 and enc.fps == 2.0
     assert enc.id.startswith("procvid-video-tiny:") and "@" in enc.id
+    assert enc.config["kind"] == "video-encoder" and enc.config["domain"] == "procvid synthetic world v1"
     texts = enc.encode_texts(["put the cup on the saucer", "the hand is idle between steps"])
     np.testing.assert_allclose(texts, load_encoder("default").encode_texts(
         ["put the cup on the saucer", "the hand is idle between steps"]), atol=1e-6)
@@ -48,8 +49,11 @@ def test_an_embedding_depends_on_the_neighbouring_frames(trained_folder):
     differs = np.abs(moved - base).max(1) > 1e-6
     assert differs[6 - window : 6 + window + 1].all()  # the frames whose window holds frame 6
     assert not differs[: 6 - window].any() and not differs[6 + window + 1 :].any()
-    # Batching of the per-frame stage does not change the result.
-    np.testing.assert_allclose(enc.encode_images(frames, batch_size=5), base, atol=1e-6)
+    # How frames are grouped into calls does not change a single bit (fixed-size forward passes).
+    per_frame = enc.encode_frames(frames)
+    for size in (1, 5, 7):
+        grouped = np.concatenate([enc.encode_frames(frames[i : i + size]) for i in range(0, len(frames), size)])
+        assert np.array_equal(grouped, per_frame)
     # Videos shorter than the window (the ends repeat) and no frames at all.
     assert enc.encode_images(frames[:1]).shape == (1, 64)
     assert enc.encode_images(frames[:0]).shape == (0, 64)
@@ -77,11 +81,14 @@ def test_embedding_pipeline_applies_the_temporal_stage_per_video(trained_folder,
 def test_bad_video_encoder_folder_is_a_clear_error(tmp_path):
     from procvid.encoders import load_encoder
 
-    with pytest.raises(EncoderError, match="not a procvid-video-tiny folder"):
+    with pytest.raises(EncoderError, match="not a procvid model folder"):
         load_encoder(f"video:{tmp_path}")
     (tmp_path / "model.safetensors").write_bytes(b"junk")
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(EncoderError, match="cannot load"):
+    with pytest.raises(EncoderError, match="not a procvid model folder"):
+        load_encoder(f"video:{tmp_path}")
+    (tmp_path / "config.json").write_text('{"format": "procvid-model", "format_version": 1, "kind": "video-encoder"}')
+    with pytest.raises(EncoderError, match="corrupt weights"):
         load_encoder(f"video:{tmp_path}")
 
 

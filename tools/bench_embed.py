@@ -27,6 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from procvid.embedding import embed_videos  # noqa: E402
+from procvid.engine import LocalEngine  # noqa: E402
 from procvid.encoders import load_encoder  # noqa: E402
 from procvid.paths import shared_data_dir  # noqa: E402
 from procvid.video import Sampling, find_videos, iter_frames  # noqa: E402
@@ -94,8 +95,8 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        s = embed_videos(videos, tmp, encoder, sampling, batch_size=args.batch_size, workers=args.workers,
-                         progress=False)
+        s = embed_videos(videos, tmp, encoder, sampling, batch_size=args.batch_size,
+                         progress=False, engine=LocalEngine(args.workers))
         pipe = (s.frames, time.perf_counter() - t)
     naive = timed(naive_loop, videos, encoder, sampling)
     dec = timed(decode_only, videos, sampling, encoder.image_size)

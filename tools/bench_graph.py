@@ -72,20 +72,19 @@ def synthetic_tasks(root) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from procvid.errors import ProcvidError
-    from procvid.graph import METHODS
+    from procvid.registry import GRAPH_METHODS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="count,tgml,precedence",
-                        help="comma-separated, from: " + ", ".join(METHODS))
+                        help="comma-separated, from: " + ", ".join(GRAPH_METHODS.names()))
     parser.add_argument("--seed", type=int, default=42, help="tgml seed (default 42)")
     parser.add_argument("--synthetic", metavar="DIR",
                         help="also score a synthetic world's tasks against their true graphs")
     args = parser.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     try:
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown:
-            raise ProcvidError(f"unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})")
+        for method in methods:
+            GRAPH_METHODS.check(method)
         tasks = captaincook4d_tasks()
         title = (f"CaptainCook4D task-graph generation: {len(tasks)} recipes, "
                  f"{sum(len(t[0]) for t in tasks.values())} error-free recordings (DTGL protocol), scores in %")

@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/bench_script.py                          # trains both models (~1-4 min each), tables
     .venv/bin/python tools/bench_script.py --datasets crosstask     # one dataset
-    .venv/bin/python tools/bench_script.py --models runs/bench_script   # reuse <dir>/<dataset>.pt
+    .venv/bin/python tools/bench_script.py --models runs/bench_script   # reuse the model folders <dir>/<dataset>/model
 
 Data: CrossTask (train split = training, videos_val.csv = test) and COIN (train / test subsets; the
 291 SCHEMA test videos are not used). Sequences are the videos' step ids in order with consecutive
@@ -57,16 +57,16 @@ def load(name: str):
 
 
 def train_model(name: str, out: Path) -> tuple[Path, float]:
-    """Train the script model on a dataset's training split; (exported file, seconds)."""
+    """Train the script model on a dataset's training split; (exported model folder, seconds)."""
     import logging
 
     from procvid.train.cli import train
 
     logging.getLogger("lightning").setLevel(logging.WARNING)
-    path = out / f"{name}.pt"
+    path = out / name / "model"
     started = time.perf_counter()
     train("script", ["--config", CONFIG, "--config", "configs/trainer/cpu.yaml", "--data.dataset", name,
-                     "--model.export_path", str(path), "--trainer.default_root_dir", str(out / name),
+                     "--model.export_dir", str(path), "--trainer.default_root_dir", str(out / name),
                      "--trainer.logger", "false", "--trainer.callbacks", "null",
                      "--trainer.enable_progress_bar", "false", "--trainer.enable_checkpointing", "false"])
     return path, time.perf_counter() - started
@@ -118,19 +118,20 @@ def completion(predictor, test: dict, steps: dict, width: int) -> tuple[float, f
 
 
 def benchmark(name: str, model_file: Path | None, out: Path) -> None:
-    from procvid.graph.script_model import load_script_model
+    from procvid.checkpoint import WEIGHTS_NAME
+    from procvid.graph.script_model import ScriptModel
 
     dataset, train, test, unseen = load(name)
     seconds = None
     if model_file is None:
         model_file, seconds = train_model(name, out)
-    model = load_script_model(model_file)
+    model = ScriptModel.from_pretrained(model_file)
     steps = {t: list(task.steps) for t, task in dataset.tasks.items()}
     n_train, n_test = (sum(map(len, s.values())) for s in (train, test))
     trained = f"trained in {seconds:.0f} s" if seconds is not None else f"from {model_file}"
     print(f"\n{name}: {len(dataset.tasks)} tasks, {n_train} training / {n_test} test sequences"
           f"{f' ({unseen} more of tasks without training sequences left out)' if unseen else ''}; "
-          f"script model {trained} ({model_file.stat().st_size / 1e6:.2f} MB)")
+          f"script model {trained} ({(model_file / WEIGHTS_NAME).stat().st_size / 1e6:.2f} MB)")
     started = time.perf_counter()
     rows = []
     for label, predictor in predictors(dataset, train, model).items():
@@ -152,11 +153,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)  # the models are tiny: more threads only contend (see ScriptModule)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset of crosstask,coin")
-    ap.add_argument("--models", metavar="DIR", help="use <DIR>/<dataset>.pt instead of training")
+    ap.add_argument("--models", metavar="DIR", help="use the model folders <DIR>/<dataset>/model instead of training")
     ap.add_argument("--out", default="runs/bench_script", help="where trained models are written")
     args = ap.parse_args(argv)
     for name in args.datasets.split(","):
-        model_file = Path(args.models) / f"{name}.pt" if args.models else None
+        model_file = Path(args.models) / name / "model" if args.models else None
         benchmark(name, model_file, Path(args.out))
     return 0
 

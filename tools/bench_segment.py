@@ -30,10 +30,12 @@ import numpy as np
 
 from procvid.features import entry_paths, load_features
 from procvid.metrics.segmentation import boundary_times, evaluate, summarize
+from procvid.registry import DETECTORS
 from procvid.segment import get_detector
-from procvid.segment.run import format_table, read_ground_truth
+from procvid.data.crosstask import read_ground_truth
+from procvid.metrics.segment_eval import format_table
 
-METHODS = ["sbd", "uvd", "novelty", "kcpd", "uniform"]
+METHODS = DETECTORS.names()
 TUNE_GRID = {"threshold": [0.5, 1.0, 2.0], "min_jump": [0.0, 0.05], "min_spread": [0.01, 0.03, 0.08],
              "min_segment_s": [0.5, 1.0], "settle_s": [0.5, 1.0], "peak_s": [0.0, 0.5, 1.0]}
 
@@ -172,13 +174,16 @@ def tune(data, tolerance: float, top: int = 10):
 def real_clips(out: Path, fps: float, encoder: str):
     """Every method on the real clips (no ground truth): outputs and timelines under out/<method>/."""
     from procvid.paths import shared_data_dir
-    from procvid.segment.run import segment_batch
+    from procvid.report.timeline import draw_timelines
+    from procvid.segment.batch import segment_batch
+    from procvid.segment.files import load_segmented
     from procvid.video import Sampling
 
     clips = shared_data_dir() / "videos"
     for name in METHODS:
         summary = segment_batch([clips], out / name, get_detector(name), features_dir=out / "features",
-                                encoder=encoder, sampling=Sampling(fps=fps), timeline=True, progress=False)
+                                encoder=encoder, sampling=Sampling(fps=fps), progress=False)
+        draw_timelines(load_segmented(out / name), progress=False)
         print(f"real clips, {name}: {summary.line()} -> {out / name}")
 
 

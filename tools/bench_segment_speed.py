@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from procvid.segment import DETECTORS, get_detector
+from procvid.registry import DETECTORS
+from procvid.segment import get_detector
 
 
 def synthetic_procedure(seconds: float, fps: float, dim: int, seed: int = 0):
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     X, t, k = synthetic_procedure(args.hours * 3600, args.fps, args.dim)
     print(f"input: {X.shape[0]} frames x {X.shape[1]} dims, {k} steps; median of {args.repeats} runs")
     print(f"{'detector':10s} {'unknown K (s)':>14s} {'segments':>9s} {'known K (s)':>12s}")
-    for name in DETECTORS:
+    for name in DETECTORS.names():
         det = get_detector(name)
         dim = getattr(det, "input_dim", args.dim)  # a learned detector needs its training features' size
         X, t, k = synthetic_procedure(args.hours * 3600, args.fps, dim)

@@ -1,7 +1,10 @@
 """procvid demo: the main job on the embedded default, end to end on a fresh synthetic world."""
 
+from procvid.registry import COMMANDS
+
 HELP = "synthesise instructional videos with ground truth and run the whole pipeline on them"
 EXAMPLES = ["procvid demo --out demo_out", "procvid demo --out demo_out --videos 30 --seed 7"]
+COMMANDS.register("demo", HELP, __name__)
 
 
 def add_arguments(p):

@@ -1,10 +1,13 @@
 """procvid eval encoder: zero-shot step accuracy and text-to-frame retrieval on a synthetic world."""
 
+from procvid.registry import EVAL_COMMANDS
+
 HELP = "zero-shot frame step accuracy and text->frame recall@1/5 of an encoder on a synthetic world"
 EXAMPLES = [
     "procvid eval encoder --world datasets/synth/heldout --encoder default",
     "procvid eval encoder --world datasets/synth/heldout --synth-seed 1 --videos 60",
 ]
+EVAL_COMMANDS.register("encoder", HELP, __name__)
 
 
 def add_arguments(p):

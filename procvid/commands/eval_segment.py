@@ -1,10 +1,13 @@
 """procvid eval segment: score procvid segment outputs against ground-truth step annotations."""
 
+from procvid.registry import EVAL_COMMANDS
+
 HELP = "score key-step segments (procvid segment outputs) against CrossTask-format ground truth"
 EXAMPLES = [
     "procvid eval segment --pred segments/ --gt datasets/synth/heldout",
     "procvid eval segment --pred segments/ --gt ../shared/data/crosstask/crosstask_release/annotations --tolerance 2",
 ]
+EVAL_COMMANDS.register("segment", HELP, __name__)
 
 
 def add_arguments(p):
@@ -21,7 +24,8 @@ def run(args) -> int:
 
     from procvid.errors import ProcvidError
     from procvid.metrics.segmentation import summarize
-    from procvid.segment.run import evaluate_predictions, format_table, read_ground_truth
+    from procvid.data.crosstask import read_ground_truth
+    from procvid.metrics.segment_eval import evaluate_predictions, format_table, write_scores
 
     if args.tolerance < 0:
         raise ProcvidError("--tolerance must be >= 0 seconds")
@@ -39,6 +43,5 @@ def run(args) -> int:
     if unmatched:
         print(f"{len(unmatched)} prediction(s) without ground truth left out (e.g. {unmatched[0]})")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({label: {"params": params[label], **summary} for label, summary in rows}, f, indent=1)
+        write_scores(args.json, rows, params)
     return 0

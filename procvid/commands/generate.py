@@ -1,5 +1,7 @@
 """procvid generate: key steps of a skill (plan) and one image per step (KIG), from an initial image."""
 
+from procvid.registry import COMMANDS
+
 HELP = "plan the key steps of a skill and generate one image per step from an initial scene image"
 EXAMPLES = [
     'procvid generate --image start.png --skill "make a cup of tea" --out gen_tea',
@@ -7,9 +9,11 @@ EXAMPLES = [
     "procvid generate --image start.png --plan my_steps.json --out gen_custom",
     'procvid generate --image start.png --skill "tea" --kig path/to/instruct-pix2pix --out gen_ip2p',
 ]
+COMMANDS.register("generate", HELP, __name__)
 
 
 def add_arguments(p):
+    from procvid.commands import options
     from procvid.generate import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
 
     p.add_argument("--image", required=True, metavar="PNG", help="initial image of the scene")
@@ -32,17 +36,17 @@ def add_arguments(p):
                                                      "folder or a synthetic world (default: shipped)")
     p.add_argument("--text-encoder", choices=("minilm", "clip"), default="minilm",
                    help="text encoder for skill retrieval (default minilm)")
-    p.add_argument("--device", default="cpu", help="torch device for the generator (default cpu)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: the small shipped model runs fastest on one, and more "
-                        "threads stall when other jobs share the cores; raise it for big diffusers folders)")
+    options.add_device(p)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1 for the small shipped model, which runs fastest on one "
+                        "while more threads stall when other jobs share the cores; torch's own for diffusers folders)")
+    options.add_no_progress(p)
 
 
 def run(args) -> int:
     import time
 
-    import torch
-
+    from procvid.encoders.base import resolve_device
     from procvid.errors import ProcvidError
     from procvid.generate.chain import generate_key_steps
     from procvid.generate.kig import load_generator
@@ -52,15 +56,15 @@ def run(args) -> int:
 
     started = time.perf_counter()
     for name in ("steps", "sampler_steps", "threads"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ProcvidError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    torch.set_num_threads(args.threads)
     if args.skill is not None and not args.skill.strip():
         raise ProcvidError("--skill is empty: describe the skill, e.g. --skill \"make a cup of tea\"")
     if args.skill is None and not args.plan:
         raise ProcvidError("give --skill TEXT (retrieves a plan) or --plan FILE (your own steps)")
     start = load_image(args.image)
-    kig = load_generator(args.kig or CHECKPOINTS_DIR / "procvid-kig", device=args.device)
+    device = args.device if args.device != "auto" else str(resolve_device("auto"))
+    kig = load_generator(args.kig or CHECKPOINTS_DIR / "procvid-kig", device=device)
     if args.plan:
         texts = read_plan_file(args.plan)[: args.steps]
         plan = Plan(None, args.skill or "", [(None, t) for t in texts])
@@ -74,7 +78,8 @@ def run(args) -> int:
     paths = generate_key_steps(kig, plan, start, args.out, seed=args.seed, guidance=args.guidance,
                                image_guidance=args.image_guidance, sampler_steps=args.sampler_steps,
                                settings={"kig": str(args.kig or "shipped procvid-kig")},
-                               on_step=lambda i, text: print(f"  {i}. {text}"))
+                               on_step=lambda i, text: print(f"  {i}. {text}"), threads=args.threads,
+                               progress=not args.no_progress)
     print(f"wrote {len(paths['images'])} key-step images, {paths['contact_sheet']} and {paths['html']} "
           f"in {time.perf_counter() - started:.1f} s")
     return 0

@@ -4,7 +4,8 @@ next-step prediction from a graph script or a script model (predict)."""
 from __future__ import annotations
 
 import argparse
-import re
+
+from procvid.registry import COMMANDS, GRAPH_METHODS
 
 HELP = "learn task graphs (graph scripts) from annotated step orders and report order statistics"
 EXAMPLES = [
@@ -15,21 +16,22 @@ EXAMPLES = [
     "procvid graph predict --graph graphs/crosstask/23521.json --prefix 1,3,2",
     "procvid graph predict --model runs/script/crosstask/script.pt --task 23521 --prefix 1,3 --beam 5",
 ]
-DATASETS = "crosstask, coin, captaincook4d, niv, ego4d, graph_script or a dataset folder"
+COMMANDS.register("graph", HELP, __name__)
+DATA_HELP = "a dataset name (see: procvid list datasets) or a dataset folder"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from procvid.graph.induce import DEFAULT_METHOD, METHODS  # names only: the methods load on use
+    from procvid.graph.induce import DEFAULT_METHOD
 
     actions = parser.add_subparsers(dest="graph_command", metavar="ACTION", required=True)
 
     build = actions.add_parser("build", help="learn one graph per task; write JSON, GraphML, DOT and PNG",
                                description="Learn one graph script per task from its videos' step orders.")
-    build.add_argument("--data", required=True, metavar="NAME|DIR", help=DATASETS)
+    build.add_argument("--data", required=True, metavar="NAME|DIR", help=DATA_HELP)
     build.add_argument("--task", action="append", metavar="ID", help="only this task (repeatable; default all)")
     build.add_argument("--split", metavar="NAME", help="only videos of this split (e.g. train)")
-    build.add_argument("--method", default=DEFAULT_METHOD, choices=sorted(METHODS),
-                       help=f"induction method (default {DEFAULT_METHOD})")
+    build.add_argument("--method", default=DEFAULT_METHOD, type=GRAPH_METHODS.check, metavar="NAME",
+                       help=f"induction method (default {DEFAULT_METHOD}; see: procvid list graph-methods)")
     build.add_argument("--tolerance", type=float, default=0.0, metavar="F",
                        help="precedence: share of videos that may contradict an edge (noisy orders; default 0)")
     build.add_argument("--seed", type=int, default=42, help="tgml: random seed (default 42)")
@@ -39,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     stats = actions.add_parser("stats", help="how often consecutive steps swap order and how steps branch",
                                description="Reversed consecutive pairs and frequent next steps, with definitions.")
-    stats.add_argument("--data", required=True, metavar="NAME|DIR", help=DATASETS)
+    stats.add_argument("--data", required=True, metavar="NAME|DIR", help=DATA_HELP)
     stats.add_argument("--threshold", type=float, default=None, metavar="P",
                        help="transition probability that makes a next step frequent (default 0.1)")
 
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                              "procvid.graph.script_model.GraphWalk) or a script model.")
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--graph", metavar="FILE", help="graph script (node-link JSON from graph build)")
-    source.add_argument("--model", metavar="FILE", help="script model (export or checkpoint of procvid train script)")
+    source.add_argument("--model", metavar="DIR", help="script model folder (procvid train script's export_dir)")
     predict.add_argument("--task", metavar="ID", help="task id (needed with a model of several tasks)")
     predict.add_argument("--prefix", default="", metavar="IDS", help="steps done so far, comma-separated "
                                                                      "(default: none, i.e. predict the first step)")
@@ -65,30 +67,29 @@ def run(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from procvid.data import load_dataset
     from procvid.errors import ProcvidError
-    from procvid.graph.export import FORMATS, write_all
-    from procvid.graph.induce import induce_graph
+    from procvid.graph.build import build_graphs, method_options
+    from procvid.graph.export import FORMATS
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     if not formats or set(formats) - set(FORMATS):
         raise ProcvidError(f"--formats takes a comma-separated subset of {','.join(FORMATS)}, "
                            f"not {args.formats!r}")
-    options = {"precedence": {"tolerance": args.tolerance}, "tgml": {"seed": args.seed}}.get(args.method, {})
     dataset = load_dataset(args.data)
     if args.task:
         dataset = dataset.subset(args.task)
     if args.split:
         dataset = dataset.split(args.split)
-    for task in dataset.tasks.values():
-        # recordings flagged as containing mistakes (CaptainCook4D) would teach wrong orders
-        sequences = [v.path for v in dataset.videos_of(task.id) if v.segments and not v.meta.get("is_error")]
-        if not sequences:
-            print(f"{task.id}: no annotated videos, skipped")
-            continue
-        graph = induce_graph(sequences, task.texts(), method=args.method, **options)
-        graph.graph.update(task_id=task.id, name=task.name)
-        paths = write_all(graph, args.out, _file_stem(task.id), f"{task.name} ({args.method})", formats)
-        print(f"{task.id}: {len(sequences)} videos -> {graph.number_of_nodes() - 2} steps, "
-              f"{graph.number_of_edges()} edges: {', '.join(p.name for p in paths)}")
+    # recordings flagged as containing mistakes (CaptainCook4D) would teach wrong orders
+    sequences = {t: [v.path for v in dataset.videos_of(t) if v.segments and not v.meta.get("is_error")]
+                 for t in dataset.tasks}
+    for task_id in [t for t, seqs in sequences.items() if not seqs]:
+        print(f"{task_id}: no annotated videos, skipped")
+    built = build_graphs(sequences, dataset.tasks, args.out, args.method,
+                         method_options(args.method, args.tolerance, args.seed), formats)
+    for task_id, info in built.items():
+        graph = info["graph"]
+        print(f"{task_id}: {info['videos']} videos -> {graph.number_of_nodes() - 2} steps, "
+              f"{graph.number_of_edges()} edges: {', '.join(p.name for p in info['files'])}")
     print(f"graphs written to {args.out}")
     return 0
 
@@ -115,7 +116,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from procvid.errors import ProcvidError
     from procvid.graph.script import END, START
-    from procvid.graph.script_model import GraphWalk, beam_search, load_script_model, ranked
+    from procvid.graph.script_model import GraphWalk, ScriptModel, beam_search, ranked
 
     if args.top < 1 or args.beam < 1:
         raise ProcvidError("--top and --beam must be at least 1")
@@ -127,7 +128,7 @@ def _predict(args: argparse.Namespace) -> int:
         model = GraphWalk({task: graph})
         texts = {n: text for n, text in graph.nodes(data="text") if n not in (START, END)}
     else:
-        model = load_script_model(args.model)
+        model = ScriptModel.from_pretrained(args.model)
         tasks = model.vocab.tasks
         task = args.task or (next(iter(tasks)) if len(tasks) == 1 else None)
         if task not in tasks:
@@ -151,8 +152,3 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"completion ({how}, p = {math.exp(logp):.3f}): "
           f"{done + ' | ' if done else ''}{' -> '.join(map(str, [*rest, END]))}")
     return 0
-
-
-def _file_stem(task_id: str) -> str:
-    """A file-name-safe form of a task id (Ego4D ids hold ':')."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", task_id)

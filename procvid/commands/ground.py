@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from procvid.ground_files import SEGMENTS_SUFFIX, STEPS_SUFFIX
+from procvid.registry import COMMANDS
 
 HELP = "name the steps a video shows, in order, from its segments or frame features"
 EXAMPLES = [
@@ -14,9 +14,11 @@ EXAMPLES = [
     "procvid ground features/salad_0000.json --steps tasks.json --task salad --order any --out steps/",
     "procvid ground seg/ --steps crosstask --task 23521 --order graph --graph graphs/23521.json --out steps/",
 ]
+COMMANDS.register("ground", HELP, __name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from procvid.commands import options
     from procvid.ground import DROP_PERCENTILE, ORDERS, STEP_COST
 
     p.add_argument("inputs", nargs="+", help="<stem>.segments.json files (procvid segment), feature files "
@@ -31,19 +33,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "script (graph), or any (default auto: graph where a graph is known, else linear)")
     p.add_argument("--graph", metavar="FILE", help="graph script for --order graph (node-link JSON from "
                                                     "procvid graph build; default: the dataset's own graphs)")
-    p.add_argument("--encoder", default="video",
-                   help="text encoder; must match the features' (default video, procvid segment's default)")
+    options.add_encoder(p)
     p.add_argument("--drop-percentile", type=float, default=DROP_PERCENTILE, metavar="P",
                    help=f"similarity percentile below which units are background (default {DROP_PERCENTILE:g})")
     p.add_argument("--step-cost", type=float, default=STEP_COST, metavar="S",
                    help=f"penalty per performed step, seconds of evidence (default {STEP_COST:g})")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for <stem>.steps.json")
+    options.add_device(p)
+    options.add_no_progress(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from procvid.encoders import load_encoder
+    from procvid.batch import FAILURES_FILE
     from procvid.errors import ProcvidError
-    from procvid.ground_files import choose_order, ground_file, load_tasks, task_of, write_steps
+    from procvid.ground_files import GroundInput, collect_ground_inputs, ground_batch, load_tasks, task_of
 
     tasks, graphs = load_tasks(args.steps)
     if args.graph:
@@ -52,43 +55,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.task and len(tasks) > 1:
             raise ProcvidError("--graph holds one task's graph: name the task with --task")
         graphs = {args.task or next(iter(tasks)): read_json(args.graph)}
-    inputs = collect_inputs(args.inputs)
-    encoder = load_encoder(args.encoder)
-    texts: dict = {}
-    out = Path(args.out)
-    for stem, source in inputs.items():
-        task = tasks[task_of(stem, args.task, tasks)]
-        order = choose_order(args.order, task.id, graphs)
-        if task.id not in texts:
-            texts[task.id] = encoder.encode_texts(list(task.texts().values()))
-        doc = ground_file(source, task, texts[task.id], encoder.id, order, graphs.get(task.id),
-                          args.drop_percentile, args.step_cost)
-        write_steps(out / f"{stem}{STEPS_SUFFIX}", doc)
-        print(f"{stem}: task {task.id}, {order} order, {len(doc['path'])} steps: "
+    inputs = [GroundInput(stem, source, task_of(stem, args.task, tasks))
+              for stem, source in collect_ground_inputs(args.inputs).items()]
+    docs, summary = ground_batch(inputs, args.out, tasks, graphs, args.encoder, args.order, args.drop_percentile,
+                                 args.step_cost, args.device, progress=not args.no_progress)
+    for stem, doc in docs.items():
+        print(f"{stem}: task {doc['task']}, {doc['order']} order, {len(doc['path'])} steps: "
               f"{' '.join(map(str, doc['path'])) or '(none)'}")
-    print(f"{len(inputs)} step paths written to {out}")
-    return 0
-
-
-def collect_inputs(inputs: list[str]) -> dict[str, Path]:
-    """Output stem -> segments file or feature sidecar; a folder gives its segments files, else its features."""
-    from procvid.errors import ProcvidError
-
-    found: dict[str, Path] = {}
-    for arg in inputs:
-        p = Path(arg)
-        if p.is_dir():
-            files = sorted(p.rglob(f"*{SEGMENTS_SUFFIX}")) or sorted(
-                f for f in p.rglob("*.json") if f.with_suffix(".safetensors").exists())
-        elif p.is_file() and p.suffix in (".json", ".safetensors"):
-            files = [p.with_suffix(".json") if p.suffix == ".safetensors" else p]
-        else:
-            raise ProcvidError(f"{p}: not a segments file, feature file or folder")
-        for f in files:
-            stem = f.name[: -len(SEGMENTS_SUFFIX)] if f.name.endswith(SEGMENTS_SUFFIX) else f.stem
-            if found.get(stem, f) != f:
-                raise ProcvidError(f"two inputs are named {stem}: {found[stem]} and {f}")
-            found[stem] = f
-    if not found:
-        raise ProcvidError(f"no segments or feature files in {' '.join(inputs)}")
-    return found
+    print(f"{len(docs)} step paths in {args.out}" + (f"; {summary.failed} failed, reasons in "
+                                                      f"{Path(args.out) / FAILURES_FILE}" if summary.failed else ""))
+    return 1 if summary.failed else 0

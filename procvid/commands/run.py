@@ -1,5 +1,7 @@
 """procvid run: videos -> features -> key steps -> graph scripts -> HTML report."""
 
+from procvid.registry import COMMANDS, DETECTORS
+
 HELP = "run the whole pipeline on videos and write a browsable HTML report"
 EXAMPLES = [
     "procvid run data/synth/videos --annotations data/synth --out run_out",
@@ -7,9 +9,12 @@ EXAMPLES = [
     "procvid run ../shared/data/videos --out run_out --encoder ViT-B-32:/models/open_clip_pytorch_model.bin",
     "procvid run videos/ --out run_out --config configs/run/default.yaml --method uvd",
 ]
+COMMANDS.register("run", HELP, __name__)
 
 
 def add_arguments(p):
+    from procvid.commands import options
+
     p.add_argument("inputs", nargs="+", help="videos, folders or .txt lists (as for embed)")
     p.add_argument("--out", required=True, help="output folder; a rerun continues where a run stopped")
     p.add_argument("--annotations", help="dataset name or folder giving each video's task and steps "
@@ -20,17 +25,21 @@ def add_arguments(p):
     p.add_argument("--task", metavar="ID", help="with --steps: the task of every video (default: the only task, "
                                                  "or each video's <task>_ name prefix)")
     p.add_argument("--config", help="YAML preset (configs/run/*.yaml)")
-    p.add_argument("--encoder", help="image encoder (default: the shipped procvid-clip-tiny)")
-    p.add_argument("--method", help="boundary detector: uvd, sbd, novelty, kcpd, uniform")
-    p.add_argument("--fps", type=float, help="frames embedded per second")
+    options.add_encoder(p, default=None)
+    p.add_argument("--method", type=DETECTORS.check, metavar="NAME",
+                   help="boundary detector (see `procvid list detectors`; default from the config)")
+    options.add_fps(p, default=None)
     p.add_argument("--kig", metavar="PATH", help="key-step image generator folder (ours or a diffusers "
                                                  "InstructPix2Pix / Stable Diffusion folder; default: shipped)")
     p.add_argument("--no-generate", action="store_true", help="skip the key-step generation examples")
-    p.add_argument("--device", help="auto, cpu, cuda")
-    p.add_argument("--no-progress", action="store_true")
+    options.add_device(p, default=None)
+    options.add_workers(p, default=None)
+    options.add_engine(p, default=None)
+    options.add_no_progress(p)
 
 
 def run(args) -> int:
+    from procvid.commands.options import check_positive
     from procvid.errors import ProcvidError
     from procvid.pipeline import RunConfig, run_pipeline
 
@@ -39,9 +48,14 @@ def run(args) -> int:
                            "not both")
     if args.task and not args.steps:
         raise ProcvidError("--task needs --steps")
+    check_positive(fps=args.fps, workers=args.workers)
     config = RunConfig.from_yaml(args.config, encoder=args.encoder, method=args.method, fps=args.fps,
-                                 device=args.device, kig=args.kig, generate=False if args.no_generate else None)
+                                 device=args.device, kig=args.kig, workers=args.workers, engine=args.engine,
+                                 generate=False if args.no_generate else None)
     result = run_pipeline(args.inputs, args.out, config, annotations=args.annotations, steps=args.steps,
                           task=args.task, progress=not args.no_progress)
     print(f"report: {result.report}")
-    return 0
+    if result.failed:
+        print(f"{result.failed} input(s) failed; reasons in the failures.jsonl of {args.out}/segments and "
+              f"{args.out}/steps")
+    return 1 if result.failed else 0

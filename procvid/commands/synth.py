@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from procvid.registry import COMMANDS
+
 HELP = "generate synthetic instructional videos with ground-truth task graphs, steps and labels"
 EXAMPLES = [
     "procvid synth --out data/synth --videos 100 --seed 0",
     "procvid synth --out data/synth_hard --videos 30 --difficulty 0.9 --size 128 --workers 2",
 ]
+COMMANDS.register("synth", HELP, __name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

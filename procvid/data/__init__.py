@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from procvid.errors import ProcvidError
+from procvid.registry import DATASETS
 
-# name -> (module, loader); modules are imported on use so `procvid --help` stays fast
-READERS = {
-    "crosstask": ("procvid.data.crosstask", "load_crosstask"),
-    "coin": ("procvid.data.coin", "load_coin"),
-    "captaincook4d": ("procvid.data.captaincook4d", "load_captaincook4d"),
-    "niv": ("procvid.data.niv", "load_niv"),
-    "ego4d": ("procvid.data.ego4d", "load_ego4d"),
-    "graph_script": ("procvid.data.graph_script", "load_graph_script"),
-    "synthetic": ("procvid.data.synthetic_reader", "load_synthetic"),
-}
+# DATASETS holds each reader's loader(root=None, ...); its module is imported on use, so `procvid --help`
+# stays fast (`procvid list datasets`)
 
 # a file or folder that tells a dataset folder's format, checked in this order
 MARKERS = (
@@ -40,18 +32,16 @@ def detect_format(path: Path) -> str:
 
 
 def load_dataset(name_or_path, **kwargs):
-    """A dataset by name (one of READERS, root under the shared data folder) or by folder path."""
+    """A dataset by name (one of DATASETS, root under the shared data folder) or by folder path."""
     name = str(name_or_path)
-    if name in READERS:
-        module, loader = READERS[name]
-        return getattr(importlib.import_module(module), loader)(**kwargs)
+    if name in DATASETS.names():
+        return DATASETS.get(name)(**kwargs)
     path = Path(name_or_path)
     if not path.exists():
-        raise ProcvidError(f"unknown dataset {name!r}: not a folder and not one of {', '.join(READERS)}")
+        raise ProcvidError(f"unknown dataset {name!r}: not a folder and not one of {', '.join(DATASETS.names())}")
     if not path.is_dir():
         raise ProcvidError(f"{path}: a dataset is a folder, not a file")
     fmt = detect_format(path)
     if fmt == "crosstask" and not (path / "tasks_primary.txt").exists():
         path = path / "crosstask_release"
-    module, loader = READERS[fmt]
-    return getattr(importlib.import_module(module), loader)(root=path, **kwargs)
+    return DATASETS.get(fmt)(root=path, **kwargs)

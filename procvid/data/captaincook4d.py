@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from procvid.data.files import dataset_root, read_json
 from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
 from procvid.errors import ProcvidError
+from procvid.registry import DATASETS
 
 
 def recipe_slug(activity_name: str) -> str:
@@ -24,6 +25,7 @@ def recipe_slug(activity_name: str) -> str:
     return activity_name.lower().replace(" ", "")
 
 
+@DATASETS.register("captaincook4d", "CaptainCook4D (Peddi et al.): cooking recordings, step segments, recipe graphs")
 def load_captaincook4d(root=None) -> ProcedureDataset:
     """All recordings; tasks are recipes keyed by slug; steps with start -1 go to meta["missing_steps"]."""
     root = dataset_root(root, "captaincook4d")

@@ -12,6 +12,7 @@ import re
 from procvid.data.files import dataset_root, read_json
 from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
 from procvid.errors import ProcvidError
+from procvid.registry import DATASETS
 
 # file -> split name; a video listed in several files keeps the first
 SPLIT_FILES = (
@@ -21,6 +22,7 @@ SPLIT_FILES = (
 )
 
 
+@DATASETS.register("coin", "COIN (Tang et al., CVPR 2019): 180 tasks of everyday activities, step segments")
 def load_coin(root=None) -> ProcedureDataset:
     """Union of the split files found under root; VideoAnnotation.meta["subset"] is COIN's own split."""
     root = dataset_root(root, "coin")

@@ -12,6 +12,7 @@ from pathlib import Path
 from procvid.data.files import dataset_root, read_csv_rows, require
 from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
 from procvid.errors import ProcvidError
+from procvid.registry import DATASETS
 
 DEFAULT_SUBDIR = "crosstask/crosstask_release"
 
@@ -33,19 +34,48 @@ def read_tasks_file(path: Path) -> dict[str, Task]:
     return tasks
 
 
-def read_segments(path: Path, task: Task) -> list[StepSegment]:
-    segments = []
+def _rows(path: Path) -> list[tuple[str, float, float]]:
+    """(step, start, end) rows of one annotation CSV."""
+    rows = []
     for row in read_csv_rows(path):
         try:
-            step, start, end = int(row[0]), float(row[1]), float(row[2])
+            rows.append((row[0].strip(), float(row[1]), float(row[2])))
         except (ValueError, IndexError):
             raise ProcvidError(f"{path}: expected rows 'step,start,end', got {row!r}") from None
-        if step not in task.steps:
+    return rows
+
+
+def read_segments(path: Path, task: Task) -> list[StepSegment]:
+    segments = []
+    for step, start, end in _rows(path):
+        if not step.isdigit() or int(step) not in task.steps:
             raise ProcvidError(f"{path}: step {step} is not a step of task {task.id}")
-        segments.append(StepSegment(step, start, end))
+        segments.append(StepSegment(int(step), start, end))
     return segments
 
 
+def read_ground_truth(path) -> dict[str, list[tuple[float, float, str]]]:
+    """Per video id, its (start, end, step) segments from CrossTask-format CSVs without their tasks:
+    a ``<task>_<video>.csv`` file, a folder of them, or a dataset folder with an ``annotations/``
+    sub-folder (a CrossTask release or a synthetic world)."""
+    path = Path(path)
+    if not path.exists():
+        raise ProcvidError(f"{path}: no such file or directory")
+    if path.is_dir() and (path / "annotations").is_dir():
+        path = path / "annotations"
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files:
+        raise ProcvidError(f"{path}: no <task>_<video>.csv annotation files")
+    gt = {}
+    for f in files:
+        _, sep, video_id = f.stem.partition("_")
+        if not sep:
+            raise ProcvidError(f"{f}: annotation files are named <task>_<video>.csv")
+        gt[video_id] = [(start, end, step) for step, start, end in _rows(f)]
+    return gt
+
+
+@DATASETS.register("crosstask", "CrossTask (Zhukov et al., CVPR 2019): 18 primary tasks with step segments")
 def load_crosstask(root=None, tasks_file: str = "tasks_primary.txt") -> ProcedureDataset:
     """Annotated videos of the tasks in `tasks_file`, with split "val" (videos_val.csv) or "train"."""
     root = dataset_root(root, DEFAULT_SUBDIR)

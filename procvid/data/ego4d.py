@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from procvid.data.files import dataset_root, read_json
 from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
+from procvid.registry import DATASETS
 
 
+@DATASETS.register("ego4d", "Ego4D Goal-Step (Song et al., NeurIPS 2023): validation goals and their steps")
 def load_ego4d(root=None, filename: str = "goalstep_valid.json") -> ProcedureDataset:
     root = dataset_root(root, "ego4d_goalstep")
     data = read_json(root / filename)

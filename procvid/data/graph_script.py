@@ -17,6 +17,7 @@ from procvid.data.files import dataset_root, read_json
 from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
 from procvid.errors import ProcvidError
 from procvid.paths import shared_data_dir
+from procvid.registry import DATASETS
 
 SEP = "<->"
 FILES = ("crosstask_wikihow_input_sequences.json", "crosstask_wikihow_output_sequences.json",
@@ -27,6 +28,7 @@ def _split_steps(text: str) -> list[str]:
     return [s.strip() for s in text.split(SEP) if s.strip()]
 
 
+@DATASETS.register("graph_script", "GraphScript's CrossTask step sequences (Zhou et al., ACL 2023)")
 def load_graph_script(root=None, crosstask_tasks=None) -> ProcedureDataset:
     """Videos grouped by script; crosstask_tasks: a tasks_primary.txt to name the tasks (default: shared copy)."""
     root = dataset_root(root, "graph_script_crosstask")

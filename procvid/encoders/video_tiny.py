@@ -16,7 +16,6 @@ is in frames: the model expects the sampling rate it was trained at (`fps`, 2 by
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from procvid.checkpoint import WEIGHTS_NAME, Pretrained, model_folder
 from procvid.encoders.base import Encoder, l2_normalize, resize_center_crop, resolve_device
-from procvid.errors import EncoderError
+from procvid.errors import EncoderError, ProcvidError
 
 
-class VideoTinyNet(nn.Module):
-    """Frames [T, 3, S, S] (one video, consecutive, values in [-0.5, 0.5]) -> unit embeddings [T, dim]."""
+class VideoTinyNet(Pretrained, nn.Module):
+    """Frames [T, 3, S, S] (one video, consecutive, values in [-0.5, 0.5]) -> unit embeddings [T, dim].
+
+    A model folder (procvid.checkpoint) records fps, text encoder and idle text in its `info`."""
+
+    KIND = "video-encoder"
 
     def __init__(self, image_size: int = 48, width: int = 128, dim: int = 64, context: int = 4,
                  channels: tuple[int, ...] = (32, 64, 96)):
@@ -58,36 +62,21 @@ class VideoTinyNet(nn.Module):
         return self.mix(self.frame_features(x))
 
 
-def save_video_model(net: VideoTinyNet, folder: str | Path, **info) -> Path:
-    """`model.safetensors` + `config.json` (architecture and `info`: fps, text encoder, idle text)."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().float().contiguous().cpu() for k, v in net.state_dict().items()},
-              str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({"architecture": net.config, **info}, indent=2) + "\n")
-    return folder
-
-
 class VideoTinyEncoder(Encoder):
-    """Loads a folder written by :func:`save_video_model` (default: checkpoints/procvid-video-tiny)."""
+    """Loads a model folder written by :meth:`VideoTinyNet.save_pretrained` (default:
+    checkpoints/procvid-video-tiny)."""
 
-    def __init__(self, folder: str | Path, device: str | None = "auto", precision: str = "auto"):
-        from safetensors.torch import load_file
-
+    def __init__(self, folder: str | Path, device: str | None = "auto", precision: str = "auto", load_text=None):
+        """load_text(spec, device, precision): builds the text tower named in the folder's config
+        (procvid.encoders.load_encoder; passed in so this module does not import the factory)."""
         from procvid.encoders.open_clip_encoder import _file_digest
 
-        folder = Path(folder)
-        weights, cfg_file = folder / "model.safetensors", folder / "config.json"
-        if not weights.is_file() or not cfg_file.is_file():
-            raise EncoderError(f"{folder}: not a procvid-video-tiny folder (needs model.safetensors and config.json)")
         try:
-            self.config = json.loads(cfg_file.read_text())
-            net = VideoTinyNet(**self.config["architecture"])
-            net.load_state_dict(load_file(str(weights)))
-        except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
-            raise EncoderError(f"cannot load {folder}: {str(e).splitlines()[0][:200]}") from None
+            net = VideoTinyNet.from_pretrained(folder)
+        except ProcvidError as e:
+            raise EncoderError(str(e)) from None
+        self.config = net.info
+        weights = model_folder(folder) / WEIGHTS_NAME
         self.device = resolve_device(device)
         self.precision = precision  # tiny convolutions: always fp32
         self.net = net.to(self.device).eval().requires_grad_(False)
@@ -95,8 +84,9 @@ class VideoTinyEncoder(Encoder):
         self.dim = net.config["dim"]
         self.fps = self.config.get("fps")
         self.text_encoder_spec = self.config.get("text_encoder", "default")
-        self._text = None
+        self._text, self._load_text = None, load_text
         self.id = f"procvid-video-tiny:{weights.parent.name}/{weights.name}@{_file_digest(weights)}"
+        self._built_from(f"video:{folder}", device, precision)
 
     def prepare_images(self, frames: np.ndarray) -> torch.Tensor:
         """To [-0.5, 0.5], as in training (procvid.train.video)."""
@@ -114,7 +104,5 @@ class VideoTinyEncoder(Encoder):
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         if self._text is None:
-            from procvid.encoders import load_encoder
-
-            self._text = load_encoder(self.text_encoder_spec, device=str(self.device), precision=self.precision)
+            self._text = self._load_text(self.text_encoder_spec, device=str(self.device), precision=self.precision)
         return self._text.encode_texts(texts)

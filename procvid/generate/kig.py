@@ -35,6 +35,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from procvid.errors import ProcvidError
 
 from procvid.generate import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
+from procvid.registry import GENERATORS
 
 PIPELINE_CLASS = "KeyStepPipeline"
 
@@ -241,11 +242,19 @@ class KeyStepGenerator:
     def from_pretrained(cls, path: str | Path, device: str = "cpu") -> "KeyStepGenerator":
         path = Path(path)
         index = json.loads((path / "model_index.json").read_text())
-        options = {"torch_dtype": torch.float32, "low_cpu_mem_usage": False}  # the latter needs `accelerate`
-        unet = UNet2DConditionModel.from_pretrained(path / "unet", **options)
-        text_encoder = ClipTokenEncoder.from_pretrained(path / "text_encoder", **options)
-        scheduler = DPMSolverMultistepScheduler.from_pretrained(path / "scheduler")
+        # low_cpu_mem_usage needs `accelerate`; use_safetensors: never fall back to pickled .bin weights
+        options = {"torch_dtype": torch.float32, "low_cpu_mem_usage": False, "use_safetensors": True}
+        try:
+            unet = UNet2DConditionModel.from_pretrained(path / "unet", **options)
+            text_encoder = ClipTokenEncoder.from_pretrained(path / "text_encoder", **options)
+            scheduler = DPMSolverMultistepScheduler.from_pretrained(path / "scheduler")
+        except OSError as e:
+            raise ProcvidError(f"{path}: cannot load the KIG folder ({_safetensors_only(e)})") from None
         return cls(unet, scheduler, text_encoder, index["image_size"], index["fold"], device)
+
+
+def _safetensors_only(error: Exception) -> str:
+    return " ".join(str(error).split())[:200] + "; only safetensors weights are read"
 
 
 def training_scheduler(scheduler) -> DDPMScheduler:
@@ -272,8 +281,12 @@ class DiffusersGenerator:
 
         pipe_cls = StableDiffusionInstructPix2PixPipeline if "InstructPix2Pix" in class_name \
             else StableDiffusionImg2ImgPipeline
-        kwargs = {"safety_checker": None, "requires_safety_checker": False, "low_cpu_mem_usage": False}
-        pipe = pipe_cls.from_pretrained(str(path), **kwargs).to(device)
+        kwargs = {"safety_checker": None, "requires_safety_checker": False, "low_cpu_mem_usage": False,
+                  "use_safetensors": True}  # never unpickle .bin weights
+        try:
+            pipe = pipe_cls.from_pretrained(str(path), **kwargs).to(device)
+        except OSError as e:
+            raise ProcvidError(f"{path}: cannot load the diffusers folder ({_safetensors_only(e)})") from None
         pipe.set_progress_bar_config(disable=True)
         size = pipe.unet.config.sample_size * pipe.vae_scale_factor
         return cls(pipe, size)
@@ -300,6 +313,18 @@ class DiffusersGenerator:
         return self.generate_batch(prev_image, [text], **options)[0]  # a single image is a batch of one
 
 
+# GENERATORS: model_index.json `_class_name` prefix -> opener(path, class_name, device)
+@GENERATORS.register(PIPELINE_CLASS, "ours: the Key-step Image Generator (procvid train kig; the shipped procvid-kig)")
+def _open_key_step(path: Path, class_name: str, device: str):
+    return KeyStepGenerator.from_pretrained(path, device)
+
+
+@GENERATORS.register("StableDiffusion", "a diffusers StableDiffusion* folder: InstructPix2Pix, or a text-to-image "
+                                        "pipeline run as img2img")
+def _open_diffusers(path: Path, class_name: str, device: str):
+    return DiffusersGenerator.from_pretrained(path, class_name, device)
+
+
 def load_generator(path: str | Path, device: str = "cpu"):
     """A KIG folder by path: ours (KeyStepPipeline) or a diffusers pipeline folder (by `_class_name`)."""
     path = Path(path)
@@ -310,9 +335,8 @@ def load_generator(path: str | Path, device: str = "cpu"):
         class_name = json.loads(index_file.read_text())["_class_name"]
     except (ValueError, KeyError) as e:
         raise ProcvidError(f"{index_file}: unreadable ({e})") from None
-    if class_name == PIPELINE_CLASS:
-        return KeyStepGenerator.from_pretrained(path, device)
-    if class_name.startswith("StableDiffusion"):
-        return DiffusersGenerator.from_pretrained(path, class_name, device)
-    raise ProcvidError(f"{path}: unsupported pipeline {class_name!r} (KeyStepPipeline, "
-                       "StableDiffusionInstructPix2PixPipeline or a Stable Diffusion folder)")
+    kind = next((kind for kind in GENERATORS.names() if class_name.startswith(kind)), None)
+    if kind is None:
+        raise ProcvidError(f"{path}: unsupported pipeline {class_name!r} (_class_name starting with "
+                           f"{' or '.join(GENERATORS.names())}; see: procvid list generators)")
+    return GENERATORS.get(kind)(path, class_name, device)

@@ -32,7 +32,7 @@ from procvid.graph.script import END, START
 
 TEMPERATURE = 0.05
 LIBRARY_JSON = "library.json"
-LIBRARY_NPZ = "library.npz"
+LIBRARY_ARRAYS = "library.safetensors"
 
 
 @dataclass
@@ -77,7 +77,9 @@ class SkillLibrary:
         return bool(self.image_encoder) and all(s.keyframes is not None for s in self.skills)
 
     def save(self, folder: str | Path) -> Path:
-        """library.json (skills, graph scripts, counts) + library.npz (key-frame embeddings)."""
+        """library.json (skills, graph scripts, counts) + library.safetensors (key-frame embeddings)."""
+        from safetensors.numpy import save
+
         from procvid.graph.export import to_node_link
 
         folder = Path(folder)
@@ -90,7 +92,7 @@ class SkillLibrary:
         (folder / LIBRARY_JSON).write_text(json.dumps(meta, indent=1) + "\n")
         arrays = {f"keyframes_{i}": s.keyframes.astype(np.float16) for i, s in enumerate(self.skills)
                   if s.keyframes is not None}
-        np.savez_compressed(folder / LIBRARY_NPZ, **arrays)
+        (folder / LIBRARY_ARRAYS).write_bytes(save(arrays))  # save_file would make it owner-only
         return folder
 
     @classmethod
@@ -114,17 +116,19 @@ class SkillLibrary:
     @classmethod
     def _load_saved(cls, folder: Path) -> "SkillLibrary":
         import networkx as nx
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
 
         try:
             meta = json.loads((folder / LIBRARY_JSON).read_text())
-            arrays = np.load(folder / LIBRARY_NPZ) if (folder / LIBRARY_NPZ).exists() else {}
+            arrays = load_file(folder / LIBRARY_ARRAYS) if (folder / LIBRARY_ARRAYS).exists() else {}
             skills = [Skill(s["id"], s["name"], {st["id"]: st["text"] for st in s["steps"]},
                             nx.node_link_graph(s["graph"], edges="edges"),
                             {k: f for k, f in s["frequency"]},
                             {(a, b): c for a, b, c in s["transitions"]},
                             np.asarray(arrays[f"keyframes_{i}"], np.float32) if f"keyframes_{i}" in arrays else None)
                       for i, s in enumerate(meta["skills"])]
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, SafetensorError) as e:
             raise ProcvidError(f"{folder}: unreadable skill library ({e})") from None
         return cls(skills, meta.get("image_encoder"), meta.get("source", str(folder)))
 

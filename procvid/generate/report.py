@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from procvid.outputs import atomic_save, atomic_write
+
 DISPLAY = 160  # px per tile in the contact sheet and on the page
 CAPTION_LINES = 4
 
@@ -36,7 +38,7 @@ def load_image(path: str | Path) -> np.ndarray:
 def _save_png(image: np.ndarray, path: Path) -> str:
     from PIL import Image
 
-    Image.fromarray(image).save(path)
+    atomic_save(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
     return path.name
 
 
@@ -59,13 +61,13 @@ def contact_sheet(start: np.ndarray, images: list[np.ndarray], texts: list[str],
         lines = [label] + textwrap.wrap(text, 26, max_lines=CAPTION_LINES, placeholder=" ...")
         for j, s in enumerate(lines):
             draw.text((x, top + DISPLAY + 4 + j * line), s, fill="black", font=font)
-    sheet.save(path)
-    return path
+    return atomic_save(path, lambda f: sheet.save(f, format="PNG"))
 
 
 def write_outputs(out_dir: str | Path, plan: dict, start: np.ndarray, images: list[np.ndarray],
                   settings: dict) -> dict:
-    """plan.json, start.png, step_NN.png, contact_sheet.png and index.html in `out_dir`."""
+    """start.png, step_NN.png, contact_sheet.png, index.html and (last: it marks the folder
+    complete) plan.json in `out_dir`, each written atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     texts = [s["text"] for s in plan["steps"]]
@@ -73,11 +75,10 @@ def write_outputs(out_dir: str | Path, plan: dict, start: np.ndarray, images: li
     for step, img in zip(plan["steps"], images):
         step["image"] = _save_png(img, out / f"step_{step['index']:02d}.png")
     record = {**plan, "start_image": start_file, "settings": settings}
-    (out / "plan.json").write_text(json.dumps(record, indent=2) + "\n")
     title = plan["skill"]["name"] or "key steps"
     sheet = contact_sheet(start, images, texts, out / "contact_sheet.png", title)
-    page = out / "index.html"
-    page.write_text(_html(record, title), encoding="utf-8")
+    page = atomic_write(out / "index.html", _html(record, title))
+    atomic_write(out / "plan.json", json.dumps(record, indent=2) + "\n")
     return {"plan": out / "plan.json", "contact_sheet": sheet, "html": page,
             "images": [out / s["image"] for s in plan["steps"]]}
 

@@ -1,6 +1,6 @@
 """Graph scripts: task graphs induced from step sequences, their export and statistics."""
 
-from procvid.graph.induce import DEFAULT_METHOD, METHODS, induce_graph
+from procvid.graph.induce import DEFAULT_METHOD, induce_graph
 from procvid.graph.script import END, START, transitive_reduction
 
-__all__ = ["DEFAULT_METHOD", "END", "METHODS", "START", "induce_graph", "transitive_reduction"]
+__all__ = ["DEFAULT_METHOD", "END", "START", "induce_graph", "transitive_reduction"]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from procvid.graph.script import END, START
+from procvid.registry import GRAPH_METHODS
 
 
+@GRAPH_METHODS.register("count", "count-based transition baseline (DTGL paper)")
 def count_scores(sequences: list[list], nodes: list) -> dict:
     """Edge (a, b) -> precondition score of a for b, for the edges the baseline selects."""
     import networkx as nx

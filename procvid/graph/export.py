@@ -8,6 +8,7 @@ from pathlib import Path
 
 from procvid.errors import ProcvidError
 from procvid.graph.script import END, START
+from procvid.outputs import atomic_save, atomic_write
 
 FORMATS = ("json", "graphml", "dot", "png")
 
@@ -19,9 +20,7 @@ def to_node_link(graph) -> dict:
 
 
 def write_json(graph, path) -> Path:
-    path = Path(path)
-    path.write_text(json.dumps(to_node_link(graph), indent=1) + "\n", encoding="utf-8")
-    return path
+    return atomic_write(path, json.dumps(to_node_link(graph), indent=1) + "\n")
 
 
 def read_json(path):
@@ -41,8 +40,7 @@ def write_graphml(graph, path) -> Path:
     flat = graph.copy()
     flat.graph = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v)
                   for k, v in graph.graph.items()}
-    nx.write_graphml(flat, Path(path))
-    return Path(path)
+    return atomic_save(path, lambda f: nx.write_graphml(flat, f))
 
 
 def _label(node, text: str | None, width: int = 24, lines: int = 4) -> str:
@@ -77,7 +75,7 @@ def to_dot(graph, name: str = "task") -> str:
 
 
 def write_dot(graph, path, name: str = "task") -> Path:
-    Path(path).write_text(to_dot(graph, name), encoding="utf-8")
+    atomic_write(path, to_dot(graph, name))
     return Path(path)
 
 
@@ -131,8 +129,7 @@ def write_png(graph, path, title: str | None = None) -> Path:
     if title:
         ax.set_title(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(Path(path), dpi=120)
-    return Path(path)
+    return atomic_save(path, lambda f: fig.savefig(f, dpi=120, format="png"))
 
 
 def write_all(graph, out_dir, stem: str, title: str | None = None, formats=FORMATS) -> list[Path]:

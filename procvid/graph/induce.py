@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 from procvid.errors import ProcvidError
 from procvid.graph.script import assemble_graph, first_occurrences
+from procvid.registry import GRAPH_METHODS
 
-# name -> "module:function" of a scorer(sequences, nodes, **options) -> {(a, b): score}, where each
-# sequence holds a step once; imported on use so that listing the methods stays cheap
-METHODS = {
-    "precedence": "procvid.graph.precedence:precedence_scores",  # exact: steps always done before (default)
-    "tgml": "procvid.graph.tgml:tgml_scores",  # gradient-based maximum likelihood (DTGL's "DO")
-    "count": "procvid.graph.count:count_scores",  # count-based transitions baseline
-}
+# GRAPH_METHODS holds scorer(sequences, nodes, **options) -> {(a, b): score}, where each sequence holds
+# a step once (`procvid list graph-methods`)
 DEFAULT_METHOD = "precedence"
 
 
 def scorer(method: str) -> Callable[..., dict]:
-    if method not in METHODS:
-        raise ProcvidError(f"unknown graph method {method!r} (choose from {', '.join(METHODS)})")
-    module, function = METHODS[method].split(":")
-    return getattr(importlib.import_module(module), function)
+    return GRAPH_METHODS.get(method)
 
 
 def step_texts(steps) -> dict:

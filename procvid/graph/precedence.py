@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from procvid.errors import ProcvidError
+from procvid.registry import GRAPH_METHODS
 
 
+@GRAPH_METHODS.register("precedence", "exact: a step's preconditions are the steps always done before it (default)")
 def precedence_scores(sequences: list[list], nodes: list, tolerance: float = 0.0) -> dict:
     """Edge (a, b) -> share of the sequences containing b in which a was done before b."""
     if not 0.0 <= tolerance < 0.5:

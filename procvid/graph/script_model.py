@@ -29,7 +29,7 @@ import numpy as np
 from procvid.errors import ProcvidError
 from procvid.graph.script import END, START, consecutive_pairs
 
-FORMAT = "procvid-script"
+KIND = "script-model"  # procvid.checkpoint model folder
 EPSILON = 1e-6  # share of an invalid step in GraphWalk: ranked last, never impossible
 
 
@@ -306,12 +306,13 @@ def masked_logits(logits, tokens, allowed):
 class ScriptModel:
     """The trained transformer as a next-step model (see the module docstring)."""
 
-    def __init__(self, net, vocab: ScriptVocab, config: dict):
+    def __init__(self, net, vocab: ScriptVocab, config: dict, info: dict | None = None):
         import torch
 
         self.net = net.eval()
         self.vocab = vocab
-        self.config = config
+        self.config = config  # build_network's options
+        self.info = info or {}  # a loaded model's config.json (domain, training data, ...)
         self.allowed = vocab.allowed()
         self.torch = torch
 
@@ -334,30 +335,24 @@ class ScriptModel:
         """The graph script of a task from the model's beams (see beams_graph)."""
         return beams_graph(self, task_id, self.vocab.texts[task_id], width, tolerance)
 
-    def export(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.torch.save(export_dict(self.net, self.vocab, self.config), path)
-        return path
+    def save_pretrained(self, folder, domain: str, **info) -> Path:
+        """A procvid model folder (procvid.checkpoint); the vocabulary goes into config.json."""
+        return save_script_model(folder, self.net, self.vocab, self.config, domain, **info)
+
+    @classmethod
+    def from_pretrained(cls, folder) -> ScriptModel:
+        """The model of a folder written by save_pretrained or `procvid train script`; only JSON and
+        safetensors are read. Its whole config.json is `info`."""
+        from procvid.checkpoint import load_module
+
+        net = load_module(folder, KIND, lambda c: build_network(ScriptVocab.from_dict(c["vocab"]).size,
+                                                                **c["architecture"]))
+        return cls(net, ScriptVocab.from_dict(net.info["vocab"]), net.info["architecture"], net.info)
 
 
-def export_dict(net, vocab: ScriptVocab, config: dict) -> dict:
-    return {"format": FORMAT, "version": 1, "vocab": vocab.to_dict(), "config": config,
-            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}}
+def save_script_model(folder, net, vocab: ScriptVocab, config: dict, domain: str, **info) -> Path:
+    """The network (`config`: build_network's options) and vocabulary as a procvid model folder."""
+    from procvid.checkpoint import save_pretrained
 
-
-def load_script_model(path) -> ScriptModel:
-    """A ScriptModel from an exported file or a Lightning checkpoint of `procvid train script`."""
-    import torch
-
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, ValueError) as e:
-        raise ProcvidError(f"{path}: cannot read the script model ({e})") from None
-    blob = blob.get(FORMAT, blob) if isinstance(blob, dict) else None  # Lightning keeps it under FORMAT
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ProcvidError(f"{path}: not a script model (procvid train script writes them)")
-    vocab = ScriptVocab.from_dict(blob["vocab"])
-    net = build_network(vocab.size, **blob["config"])
-    net.load_state_dict(blob["state_dict"])
-    return ScriptModel(net, vocab, blob["config"])
+    return save_pretrained(folder, net.state_dict(), {"kind": KIND, "domain": domain, "architecture": config,
+                                                      "vocab": vocab.to_dict(), **info})

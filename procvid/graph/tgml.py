@@ -16,8 +16,10 @@ import numpy as np
 
 from procvid.errors import ProcvidError
 from procvid.graph.script import END, START
+from procvid.registry import GRAPH_METHODS
 
 
+@GRAPH_METHODS.register("tgml", "task-graph maximum likelihood by gradient descent (DTGL's \"DO\")")
 def tgml_scores(sequences: list[list], nodes: list, epochs: int = 1000, lr: float = 0.1, beta: float = 0.005,
                 patience: int = 25, seed: int = 42) -> dict:
     """Edge (a, b) -> learned weight A[b, a] for every edge over the threshold at the last epoch."""

@@ -7,6 +7,8 @@ import html
 import os
 from pathlib import Path
 
+from procvid.outputs import atomic_write
+
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #1f2933; background: #fafafa; }
@@ -86,7 +88,7 @@ def _generation_section(task_id: str, info: dict, report_dir: Path) -> str:
 
 def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
     doc = video.doc
-    timeline = video.segments.with_name(video.stem + ".timeline.png")
+    timeline = video.timeline
     thumbs = "".join(
         f"<img src='{_rel(video.segments.parent / s['thumbnail'], report_dir)}' "
         f"title='{s['start']:.1f}-{s['end']:.1f} s'>"
@@ -114,7 +116,6 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
     """Write OUT/report/index.html from the stage outputs under OUT (procvid.pipeline)."""
     out = Path(out)
     report_dir = out / "report"
-    report_dir.mkdir(parents=True, exist_ok=True)
     grounding = grounding or {}
     body = [f"<h1>procvid report</h1><p class='muted'>{len(videos)} videos"
             + (f", {len(graphs)} tasks" if graphs else "") + "</p>"]
@@ -138,5 +139,8 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>procvid report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{FLAG_MISSING}</script></body></html>")
     path = report_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    try:
+        current = path.read_text(encoding="utf-8") == page
+    except OSError:
+        current = False
+    return path if current else atomic_write(path, page)  # a rerun with nothing new rewrites nothing

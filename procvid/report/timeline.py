@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from procvid.outputs import atomic_save
+
 MAX_LAG = 24  # rows of the similarity strip (frames)
 THUMB_INCHES = 0.85  # thumbnail height
 
@@ -110,8 +112,39 @@ def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray
                 ax_thumb.add_artist(AnnotationBbox(box, (x, 0.5), frameon=False))
     legend = f"red: detected boundaries{', white dashed: ground truth' if gt_b else ''}; v: key frames"
     fig.suptitle(f"{title or ''}\n{legend}".strip(), fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=fig.dpi)
-    plt.close(fig)
-    return path
+    try:
+        return atomic_save(path, lambda f: fig.savefig(f, dpi=fig.dpi, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def draw_timelines(videos: list, grounding: dict | None = None, progress: bool = True) -> int:
+    """The timeline stage: ``<stem>.timeline.png`` beside each video's segments file (detections,
+    grounded steps, ground truth), for procvid.segment.files.SegmentedVideo items; a timeline whose
+    inputs did not change is not redrawn. Returns how many were drawn."""
+    from tqdm import tqdm
+
+    from procvid.outputs import Manifest, digest, stamp
+    from procvid.segment.base import Segment
+
+    grounding = grounding or {}
+    manifests: dict[Path, Manifest] = {}
+    drawn = 0
+    for v in tqdm(videos, desc="timelines", unit="video", disable=not progress or not videos, dynamic_ncols=True):
+        doc = grounding.get(v.stem)
+        manifest = manifests.setdefault(v.segments.parent, Manifest(v.segments.parent))
+        key = stamp("timeline", [digest(v.doc), digest(doc), v.truth, v.task], {})
+        if manifest.is_current(v.timeline, key):
+            continue
+        records = v.doc["segments"]
+        segments = [Segment.from_dict(r) for r in records]
+        X, t, _ = v.features
+        thumbs = [v.segments.parent / r["thumbnail"] for r in records] if all("thumbnail" in r for r in records) \
+            else None
+        grounded = [(s["start"], s["end"], s["step"]) for s in doc["steps"]] if doc else None
+        draw_timeline(v.timeline, X, t, segments, gt=v.truth, thumbnails=thumbs, grounded=grounded,
+                      title=f"{v.stem}: {v.doc['method']}, {len(segments)} segments"
+                            + (f"; task {v.task}" if v.task else ""))
+        manifest.record(v.timeline, key)
+        drawn += 1
+    return drawn

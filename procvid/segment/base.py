@@ -241,8 +241,6 @@ class Detector(ABC):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Detector:
-        from procvid.segment import get_detector  # the registry imports this module
-
         params = dict(d)
         name = params.pop("name", None) or getattr(cls, "name", None)
         if name is None:
@@ -251,3 +249,22 @@ class Detector(ABC):
         if not isinstance(det, cls):
             raise ProcvidError(f"configuration is for detector {d.get('name')!r}, not {cls.__name__}")
         return det
+
+
+def detector_class(name: str) -> type[Detector]:
+    from procvid.registry import DETECTORS
+
+    return DETECTORS.get(name)
+
+
+def get_detector(name: str, **params) -> Detector:
+    """A detector by registry name with its parameters (unknown parameters are an error)."""
+    cls = detector_class(name)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ProcvidError(
+            f"unknown parameter(s) for detector {name!r}: {', '.join(unknown)}; "
+            f"expected: {', '.join(sorted(known))}"
+        )
+    return cls(**params)

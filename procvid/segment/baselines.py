@@ -11,9 +11,11 @@ import scipy.sparse as sp
 from scipy.signal import find_peaks
 
 from procvid.errors import ProcvidError
+from procvid.registry import DETECTORS
 from procvid.segment.base import Detector, seconds_to_frames, segment_sums, smooth
 
 
+@DETECTORS.register("novelty", "adjacent-window embedding novelty peaks (ABD-style)")
 @dataclass
 class NoveltyDetector(Detector):
     """Adjacent-window novelty, in the spirit of ABD (Du et al., CVPR 2022, "Fast and
@@ -71,6 +73,7 @@ def novelty_curve(X: np.ndarray, window: int) -> np.ndarray:
     return 1.0 - cos
 
 
+@DETECTORS.register("kcpd", "kernel change-point detection with a cosine kernel (exact DP for known K, else PELT)")
 @dataclass
 class KernelCPDDetector(Detector):
     """Kernel change-point detection with a cosine kernel (``ruptures.KernelCPD``).
@@ -139,6 +142,7 @@ def segment_contrast(X: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
     return 1.0 - np.einsum("kd,kd->k", sums[:-1], sums[1:])
 
 
+@DETECTORS.register("uniform", "equal-length segments (baseline: uses no evidence)")
 @dataclass
 class UniformDetector(Detector):
     """Equal-length segments: K of them when K is known, else one per ``segment_s`` seconds.

@@ -28,7 +28,7 @@ Known K: the peaks of the error curve with non-maximum suppression (peaks closer
 K-1 highest.
 
 The predictor is tied to its encoder: the shipped checkpoint (checkpoints/procvid-sbd/) was
-trained on features of the `video` encoder, and its JSON config records that encoder's id;
+trained on features of the `video` encoder, and its config.json records that encoder's id;
 :attr:`SBDDetector.encoder` exposes it so callers can warn when features come from another one.
 """
 
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +47,13 @@ import torch.nn.functional as F
 from scipy.signal import find_peaks
 from torch import nn
 
+from procvid.checkpoint import CONFIG_NAME, WEIGHTS_NAME, Pretrained, model_folder
 from procvid.errors import ProcvidError
 from procvid.paths import CHECKPOINTS_DIR
+from procvid.registry import DETECTORS
 from procvid.segment.base import Detector, seconds_to_frames
 
-DEFAULT_CHECKPOINT = CHECKPOINTS_DIR / "procvid-sbd" / "sbd.safetensors"
+DEFAULT_CHECKPOINT = CHECKPOINTS_DIR / "procvid-sbd"
 
 
 class WindowBlock(nn.Module):
@@ -88,11 +89,14 @@ class WindowBlock(nn.Module):
         return h + self.ff(self.norm2(h))
 
 
-class NextEmbeddingPredictor(nn.Module):
+class NextEmbeddingPredictor(Pretrained, nn.Module):
     """Causal sliding-window transformer: embeddings [.., T, D] -> unit predictions of frames 1..T.
 
     The prediction of frame t+1 is read from token t; it sees frames t - layers * (window - 1) .. t.
+    A model folder (procvid.checkpoint) records the training features' `encoder` id in its `info`.
     """
+
+    KIND = "sbd-predictor"
 
     def __init__(self, dim: int, window: int = 8, width: int = 64, layers: int = 2, heads: int = 4):
         super().__init__()
@@ -116,44 +120,19 @@ class NextEmbeddingPredictor(nn.Module):
         return torch.cat([X.new_zeros(1), 1.0 - (pred * X[1:]).sum(-1)])
 
 
-def config_path(checkpoint: Path) -> Path:
-    return checkpoint.with_suffix(".json")
-
-
-def save_predictor(model: NextEmbeddingPredictor, path: str | Path, **info) -> Path:
-    """Weights as safetensors plus a JSON config (architecture and ``info``, e.g. the encoder id)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}, str(path))
-    config_path(path).write_text(json.dumps({"architecture": model.config, **info}, indent=2) + "\n")
-    return path
-
-
 @functools.lru_cache(maxsize=4)
-def _load(path: str, mtime_ns: int) -> tuple[NextEmbeddingPredictor, dict]:
-    from safetensors.torch import load_file
-
-    cfg_file = config_path(Path(path))
-    try:
-        config = json.loads(cfg_file.read_text())
-        model = NextEmbeddingPredictor(**config["architecture"])
-        model.load_state_dict(load_file(path))
-    except FileNotFoundError:
-        raise ProcvidError(f"sbd: checkpoint config missing: {cfg_file}") from None
-    except (ValueError, KeyError, TypeError, RuntimeError, OSError) as e:
-        raise ProcvidError(f"sbd: cannot load checkpoint {path}: {str(e).splitlines()[0][:200]}") from None
-    return model.eval().requires_grad_(False), config
+def _load(folder: str, stamp: tuple) -> NextEmbeddingPredictor:
+    return NextEmbeddingPredictor.from_pretrained(folder).eval().requires_grad_(False)
 
 
-def load_predictor(checkpoint: str | Path | None = None) -> tuple[NextEmbeddingPredictor, dict]:
-    """The predictor and its config from a .safetensors path (default: the shipped checkpoint)."""
-    path = Path(checkpoint or DEFAULT_CHECKPOINT)
-    if not path.is_file():
+def predictor(checkpoint: str | Path | None = None) -> NextEmbeddingPredictor:
+    """The predictor of a model folder (default: the shipped one), cached until its files change."""
+    folder = model_folder(checkpoint or DEFAULT_CHECKPOINT)
+    if not folder.exists():
         hint = " (train it: procvid train sbd --config configs/train/sbd.yaml)" if not checkpoint else ""
-        raise ProcvidError(f"sbd: checkpoint not found: {path}{hint}")
-    return _load(str(path.resolve()), path.stat().st_mtime_ns)
+        raise ProcvidError(f"sbd: checkpoint not found: {folder}{hint}")
+    stamp = tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in (folder / CONFIG_NAME, folder / WEIGHTS_NAME))
+    return _load(str(folder.resolve()), stamp)
 
 
 @contextlib.contextmanager
@@ -168,6 +147,7 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
+@DETECTORS.register("sbd", "surprise of a learned next-embedding predictor (default; shipped predictor)")
 @dataclass
 class SBDDetector(Detector):
     """Boundaries where the learned predictor's surprise jumps above the current segment's level."""
@@ -175,7 +155,8 @@ class SBDDetector(Detector):
     name: ClassVar[str] = "sbd"
 
     checkpoint: str = ""
-    """Predictor weights (.safetensors with a .json config beside it); empty: the shipped one."""
+    """Predictor model folder (config.json + model.safetensors, or that model.safetensors);
+    empty: the shipped one."""
     # Defaults: the best of 216 settings on a tuning world (seed 3) with the shipped checkpoint and
     # `video` features (`tools/bench_segment.py --tune`): boundary F1 (+-1 s) 0.878.
     threshold: float = 0.5
@@ -194,15 +175,15 @@ class SBDDetector(Detector):
     @property
     def input_dim(self) -> int:
         """Embedding size the predictor was trained on (features must match it)."""
-        return load_predictor(self.checkpoint)[0].config["dim"]
+        return predictor(self.checkpoint).config["dim"]
 
     @property
     def encoder(self) -> str | None:
         """Id of the encoder whose features the predictor was trained on."""
-        return load_predictor(self.checkpoint)[1].get("encoder")
+        return predictor(self.checkpoint).info.get("encoder")
 
     def find_boundaries(self, X, step, num_segments):
-        model, _ = load_predictor(self.checkpoint)
+        model = predictor(self.checkpoint)
         dim = self.input_dim
         if X.shape[1] != dim:
             raise ProcvidError(

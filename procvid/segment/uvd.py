@@ -39,9 +39,11 @@ from typing import ClassVar
 
 import numpy as np
 
+from procvid.registry import DETECTORS
 from procvid.segment.base import Detector, seconds_to_frames, smooth, smoothing_radius
 
 
+@DETECTORS.register("uvd", "UVD (Universal Visual Decomposer): recursive subgoals from the last frame backwards")
 @dataclass
 class UVDDetector(Detector):
     """Recursive subgoal discovery from the last frame backwards."""

@@ -8,33 +8,15 @@ and `--ckpt_path` resumes a run.
 
 from __future__ import annotations
 
-import importlib
-
-# MODEL name -> (LightningModule, LightningDataModule) import paths. Add new models here.
-MODELS = {
-    "clip": ("procvid.train.clip:ClipModule", "procvid.train.clip:SyntheticFramesDataModule"),
-    "video": ("procvid.train.video:VideoEncoderModule", "procvid.train.video:VideoFramesDataModule"),
-    "sbd": ("procvid.train.sbd:SBDModule", "procvid.train.sbd:EmbeddingChunksDataModule"),
-    "kig": ("procvid.train.kig:KIGModule", "procvid.train.kig:KeyStepPairsDataModule"),
-    "script": ("procvid.train.script:ScriptModule", "procvid.train.script:StepSequencesDataModule"),
-}
-
-
-def _load(path: str):
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+from procvid.registry import MODELS  # (LightningModule, LightningDataModule) pairs: `procvid list models`
 
 
 def train(model: str, argv: list[str]) -> None:
     import warnings
 
+    module_cls, data_cls = MODELS.get(model)  # an unknown name fails before Lightning loads
+
     from lightning.pytorch.cli import LightningCLI
-
-    from procvid.errors import ProcvidError
-
-    if model not in MODELS:
-        raise ProcvidError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
-    module_cls, data_cls = (_load(p) for p in MODELS[model])
 
     class _CLI(LightningCLI):
         def add_arguments_to_parser(self, parser):

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from procvid.metrics.retrieval import text_to_frame_recall, zero_shot_step_accuracy
+from procvid.registry import MODELS
 from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 
@@ -146,3 +147,7 @@ class ClipModule(L.LightningModule):
     def on_fit_end(self):
         if self.hparams.export_path and self.trainer.is_global_zero:
             self.export(self.hparams.export_path)
+
+
+MODELS.register("clip", "small open_clip image/text model, contrastive on synthetic-world frames and step texts",
+                (ClipModule, SyntheticFramesDataModule))

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from procvid.registry import MODELS
 from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 
@@ -182,6 +183,10 @@ class KIGModule(L.LightningModule):
         path = self.export(self.hparams.export_path)
         dm = self.trainer.datamodule
         build_library(dm.tasks, dm.key_frames, source=str(dm.hparams.world)).save(path)
+
+
+MODELS.register("kig", "key-step image generator (diffusers UNet) on synthetic-world key-step pairs",
+                (KIGModule, KeyStepPairsDataModule))
 
 
 def build_ema(unet):

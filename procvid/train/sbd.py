@@ -11,7 +11,9 @@ import torch
 from torch.utils.data import TensorDataset
 
 from procvid.errors import ProcvidError
-from procvid.segment.sbd import NextEmbeddingPredictor, save_predictor
+from procvid.checkpoint import data_domain
+from procvid.segment.sbd import NextEmbeddingPredictor
+from procvid.registry import MODELS
 from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 log = logging.getLogger(__name__)
@@ -96,12 +98,12 @@ class SBDModule(L.LightningModule):
     whose step changes build up over a few frames, the tuning world's boundary F1 was 0.69 with the
     plain mean (`trim` 1) and 0.80 / 0.84 / 0.88 keeping the smallest 90 / 75 / 50 % (model card).
 
-    After fitting, `export_path` receives the weights (safetensors) and a JSON config with the
-    architecture and the encoder id of the training features.
+    After fitting, `export_dir` receives the model folder (procvid.checkpoint: model.safetensors +
+    config.json with the architecture, the encoder id of the training features and the domain).
     """
 
     def __init__(self, window: int = 8, width: int = 64, layers: int = 2, heads: int = 4, lr: float = 1e-3,
-                 weight_decay: float = 0.01, trim: float = 0.5, export_path: str | None = None):
+                 weight_decay: float = 0.01, trim: float = 0.5, export_dir: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.net: NextEmbeddingPredictor | None = None
@@ -147,6 +149,11 @@ class SBDModule(L.LightningModule):
                 "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(opt, total), "interval": "step"}}
 
     def on_fit_end(self):
-        if self.hparams.export_path and self.trainer.is_global_zero:
+        if self.hparams.export_dir and self.trainer.is_global_zero:
             dm = self.trainer.datamodule
-            save_predictor(self.net, self.hparams.export_path, encoder=dm.encoder, sampling=dm.sampling)
+            domain = data_domain(dm.hparams.world, default=f"the footage of the features in {dm.hparams.features}")
+            self.net.save_pretrained(self.hparams.export_dir, domain, encoder=dm.encoder, sampling=dm.sampling)
+
+
+MODELS.register("sbd", "SBD next-embedding predictor, self-supervised on frame embeddings",
+                (SBDModule, EmbeddingChunksDataModule))

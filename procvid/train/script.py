@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from procvid.graph.script_model import (FORMAT, ScriptVocab, build_network, export_dict, masked_logits,
+from procvid.graph.script_model import (ScriptVocab, build_network, masked_logits, save_script_model,
                                         split_sequences)
+from procvid.registry import MODELS
 from procvid.train.world import validation_mask
 
 # dataset name -> (training split, test split); the test split is never read in training
@@ -66,15 +67,16 @@ class StepSequencesDataModule(L.LightningDataModule):
 class ScriptModule(L.LightningModule):
     """The script transformer trained with cross-entropy on the next step (or END) after every prefix.
 
-    The network is built in setup() from the data module's vocabulary; checkpoints carry the
-    vocabulary and configuration (procvid.graph.script_model.load_script_model reads them), and
-    `export_path` receives the bare model (a few hundred kB) when fitting ends. num_threads sets
+    The network is built in setup() from the data module's vocabulary. When fitting ends, `export_dir`
+    receives the model folder (procvid.checkpoint: weights, a few hundred kB, and config.json with
+    the vocabulary; ScriptModel.from_pretrained and `procvid graph predict --model` read it; Lightning's
+    .ckpt files are for resuming training only). num_threads sets
     torch's intra-op threads (None: leave as is): batches this small run fastest on one thread.
     """
 
     def __init__(self, dim: int = 64, layers: int = 2, heads: int = 4, dropout: float = 0.1, lr: float = 3e-3,
                  weight_decay: float = 0.01, warmup_steps: int = 100, num_threads: int | None = 1,
-                 export_path: str | None = None):
+                 export_dir: str | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.net = None
@@ -122,13 +124,14 @@ class ScriptModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
                                                    "interval": "step"}}
 
-    def on_save_checkpoint(self, checkpoint):
-        checkpoint[FORMAT] = export_dict(self.net, self.vocab, self.config)
-
     def on_fit_end(self):
-        if self.hparams.export_path and self.trainer.is_global_zero:
-            from pathlib import Path
+        if self.hparams.export_dir and self.trainer.is_global_zero:
+            from procvid.checkpoint import data_domain
 
-            path = Path(self.hparams.export_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(export_dict(self.net, self.vocab, self.config), path)
+            dataset = self.trainer.datamodule.hparams.dataset
+            save_script_model(self.hparams.export_dir, self.net, self.vocab, self.config, data_domain(dataset),
+                              dataset=str(dataset))
+
+
+MODELS.register("script", "script model: next-step prediction on annotated step orders",
+                (ScriptModule, StepSequencesDataModule))

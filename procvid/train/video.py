@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from procvid.encoders.video_tiny import VideoTinyNet, save_video_model
+from procvid.checkpoint import data_domain
+from procvid.encoders.video_tiny import VideoTinyNet
+from procvid.registry import MODELS
 from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 IDLE_TEXT = "the hand is idle between steps"
@@ -93,7 +95,7 @@ class VideoEncoderModule(L.LightningModule):
     for; cross-entropy alone leaves the embeddings spread within a step, with step changes as small
     as the noise inside one (see the model card).
 
-    After fitting, `export_dir` receives model.safetensors + config.json (procvid.encoders: `video:DIR`).
+    After fitting, `export_dir` receives the model folder (procvid.checkpoint; procvid.encoders: `video:DIR`).
     """
 
     def __init__(self, width: int = 128, dim: int = 64, context: int = 4, channels: tuple[int, ...] = (32, 64, 96),
@@ -154,6 +156,10 @@ class VideoEncoderModule(L.LightningModule):
     def on_fit_end(self):
         if self.hparams.export_dir and self.trainer.is_global_zero:
             dm = self.trainer.datamodule
-            save_video_model(self.net, self.hparams.export_dir, fps=dm.hparams.fps,
-                             text_encoder=self.hparams.text_encoder, text_encoder_id=self.text_encoder_id,
-                             idle_text=IDLE_TEXT)
+            self.net.save_pretrained(self.hparams.export_dir, data_domain(dm.hparams.world), fps=dm.hparams.fps,
+                                     text_encoder=self.hparams.text_encoder, text_encoder_id=self.text_encoder_id,
+                                     idle_text=IDLE_TEXT)
+
+
+MODELS.register("video", "clip-level video encoder (procvid-video-tiny) on synthetic-world frame runs",
+                (VideoEncoderModule, VideoFramesDataModule))

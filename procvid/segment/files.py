@@ -1,0 +1,163 @@
+"""The segments file format and its writers.
+
+Outputs per input, named after its stem; sub-folders of an input folder are mirrored as in
+``procvid embed``:
+
+``<stem>.segments.json``
+    ``{"format": "procvid-segments", "version": 1, "video": source video path or null,
+    "features": feature sidecar path, "encoder": encoder id, "sampling": {...},
+    "method": detector name, "params": detector parameters, "num_segments": K or null,
+    "timestamps": [seconds of every feature frame], "segments": [...]}``.
+    Each segment is ``{"start", "end", "start_frame", "end_frame", "score", "keyframe",
+    "keyframe_time", "thumbnail"?, "label"?}``: times in seconds, frames index the feature frames
+    (end exclusive), ``score`` the boundary confidence at the segment's start (detector specific
+    scale), ``keyframe`` the feature frame nearest the segment's mean embedding, ``thumbnail`` its
+    image relative to this file. ``timestamps`` is the frame grid that evaluation paints the
+    segments on (:func:`read_segments_file`).
+``<stem>.segments.csv``
+    PySceneDetect's scene-list columns (without its cut-list first row). Frames are the sampled
+    feature frames, numbered like PySceneDetect's: Start Frame 1-based, End Frame inclusive.
+``<stem>.keyframes/NNN.jpg`` (or .png)
+    One thumbnail per segment, decoded from the video at the key frame's timestamp.
+``<stem>.timeline.png``
+    See :mod:`procvid.report.timeline`.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from procvid.errors import ProcvidError
+from procvid.outputs import atomic_save
+from procvid.segment.base import Segment
+
+FORMAT = "procvid-segments"
+FORMAT_VERSION = 1
+SEGMENTS_SUFFIX = ".segments.json"
+CSV_SUFFIX = ".segments.csv"
+TIMELINE_SUFFIX = ".timeline.png"
+KEYFRAMES_SUFFIX = ".keyframes"
+THUMBNAIL_SIZE = 128  # short side of key-frame thumbnails, pixels
+CSV_COLUMNS = ["Scene Number", "Start Frame", "Start Timecode", "Start Time (seconds)", "End Frame",
+               "End Timecode", "End Time (seconds)", "Length (frames)", "Length (timecode)", "Length (seconds)"]
+
+
+def output_paths(out_dir: Path, rel: Path) -> dict[str, Path]:
+    stem = out_dir / rel.with_suffix("")
+    return {kind: stem.with_name(stem.name + suffix) for kind, suffix in
+            (("json", SEGMENTS_SUFFIX), ("csv", CSV_SUFFIX), ("timeline", TIMELINE_SUFFIX),
+             ("keyframes", KEYFRAMES_SUFFIX))}
+
+
+def stem_of(path: Path) -> str:
+    """The video stem of a segments file."""
+    return path.name[: -len(SEGMENTS_SUFFIX)] if path.name.endswith(SEGMENTS_SUFFIX) else path.stem
+
+
+def timecode(seconds: float) -> str:
+    """HH:MM:SS.mmm, as PySceneDetect writes it."""
+    ms = int(round(seconds * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def scenes_csv(segments: list[Segment]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for i, s in enumerate(segments, start=1):
+        length = s.end - s.start
+        w.writerow([i, s.start_frame + 1, timecode(s.start), f"{s.start:.3f}", s.end_frame, timecode(s.end),
+                    f"{s.end:.3f}", s.end_frame - s.start_frame, timecode(length), f"{length:.3f}"])
+    return buf.getvalue()
+
+
+def dump_segments(doc: dict) -> str:
+    """JSON with one line per header field and per segment (readable and diff-friendly)."""
+    fields = [f" {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items() if k != "segments"]
+    segments = ",\n".join(f"  {json.dumps(r)}" for r in doc["segments"])
+    return "{\n" + ",\n".join([*fields, f' "segments": [\n{segments}\n ]']) + "\n}\n"
+
+
+def read_segments_doc(path: str | os.PathLike) -> dict:
+    """A ``<stem>.segments.json`` as it is stored."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ProcvidError(f"{path}: cannot read segments file ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or "segments" not in data \
+            or "timestamps" not in data:
+        raise ProcvidError(f"{path}: not a procvid segments file")
+    return data
+
+
+def read_segments_file(path: str | os.PathLike) -> tuple[dict, list[Segment]]:
+    """A ``<stem>.segments.json`` as (header with ``timestamps`` as an array, segments)."""
+    data = read_segments_doc(path)
+    header = {k: v for k, v in data.items() if k != "segments"}
+    header["timestamps"] = np.asarray(data["timestamps"], dtype=np.float64)
+    return header, [Segment.from_dict(d) for d in data["segments"]]
+
+
+def write_keyframes(images: list[np.ndarray], folder: Path, fmt: str = "jpg") -> list[Path]:
+    """Save one thumbnail per segment as ``folder/NNN.<fmt>``; return the file paths."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f"*.{fmt}"):  # a previous run may have had more segments
+        old.unlink()
+    paths = []
+    for i, img in enumerate(images, start=1):
+        p = folder / f"{i:03d}.{fmt}"
+        atomic_save(p, lambda f, img=img: Image.fromarray(img).save(
+            f, format="JPEG" if fmt == "jpg" else "PNG", quality=90))
+        paths.append(p)
+    return paths
+
+
+@dataclass
+class SegmentedVideo:
+    """One segmented video: its segments file (and its content, read once) and what is known about it."""
+
+    stem: str
+    segments: Path
+    doc: dict  # the segments file
+    task: str | None = None
+    truth: list | None = None  # (start, end, step) ground truth, if annotated
+
+    @functools.cached_property
+    def features(self) -> tuple:
+        """(X, t, meta) of its features, read once for grounding and the timeline."""
+        from procvid.features import load_features
+
+        return load_features(self.doc["features"])
+
+    @property
+    def units(self) -> list[tuple[int, int]]:
+        """Its segments as feature frame ranges."""
+        return [(r["start_frame"], r["end_frame"]) for r in self.doc["segments"]]
+
+    @property
+    def timeline(self) -> Path:
+        return self.segments.with_name(self.stem + TIMELINE_SUFFIX)
+
+
+def load_segmented(folder: Path, task_of=None, truth: dict | None = None) -> list[SegmentedVideo]:
+    """Every segments file under `folder`, with its task (``task_of(stem)``) and ground truth."""
+    videos = []
+    for f in sorted(Path(folder).rglob("*" + SEGMENTS_SUFFIX)):
+        stem = stem_of(f)
+        videos.append(SegmentedVideo(stem, f, read_segments_doc(f), task_of(stem) if task_of else None,
+                                     (truth or {}).get(stem)))
+    return videos
