@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from procvid.errors import ProcvidError
+from procvid.outputs import append_line, prepare_output_dir
+
+log = logging.getLogger(__name__)
 
 FAILURES_FILE = "failures.jsonl"
 
@@ -34,17 +39,17 @@ def in_shard(key: str, shard: tuple[int, int]) -> bool:
 
 
 class FailureLog:
-    """Append-only JSON-lines log of failed items, flushed per line so a killed run keeps it."""
+    """Append-only JSON-lines log of failed items in an output folder, flushed per line so a killed
+    run keeps it. Runs append (each line names its run: start time and process id); nothing is ever
+    truncated. Creating it prepares the folder (procvid.outputs.prepare_output_dir: lock, checks)."""
 
     def __init__(self, out_dir: Path):
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.path = out_dir / FAILURES_FILE
-        self.path.write_text("")
+        self.path = prepare_output_dir(out_dir) / FAILURES_FILE
+        self.run = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} pid {os.getpid()}"
         self.count = 0
 
     def add(self, item: str, reason: str) -> None:
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"item": item, "reason": reason}) + "\n")
+        append_line(self.path, json.dumps({"item": item, "reason": reason, "run": self.run}))
         self.count += 1
 
 
@@ -58,10 +63,14 @@ class RunSummary:
     started: float = field(default_factory=time.perf_counter)
     reasons: dict = field(default_factory=dict)  # failed item -> reason
 
-    def fail(self, failures: FailureLog, item: str, reason: str) -> None:
+    def fail(self, failures: FailureLog, item: str, reason: str, logged: bool = False) -> None:
+        """Count a failed item, log it (one line on stderr, unless an earlier stage `logged` it) and
+        record it in the failures file."""
         failures.add(item, reason)
         self.failed += 1
         self.reasons[item] = reason
+        if not logged:
+            log.warning("%s: %s", item, reason)
 
     def line(self, what: str = "videos") -> str:
         secs = time.perf_counter() - self.started

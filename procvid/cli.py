@@ -16,8 +16,15 @@ from procvid.errors import ProcvidError
 from procvid.registry import COMMANDS, Registry
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes as one line on stderr (exit 2), not the usage text and then the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="procvid",
         description="Understand procedures in instructional videos.",
     )
@@ -67,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except ProcvidError as e:  # an unknown registry name, from an argparse `type=` (e.g. --method nope)
         print(f"procvid: error: {e}", file=sys.stderr)
         return 2
+    except SystemExit as e:  # a usage error (one line, OneLineParser) or --help: an exit code, as for the rest
+        return e.code if isinstance(e.code, int) else 2
     _setup_logging(args.verbose)
     if not getattr(args, "_run", None):
         parser.print_help()
@@ -75,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except ProcvidError as e:
         print(f"procvid {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the machine's side: a full disk, a read-only or vanished folder, ...
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"procvid {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"procvid {args.command}: interrupted", file=sys.stderr)

@@ -20,7 +20,7 @@ from procvid.encoders import EncoderSetup
 from procvid.encoders.base import Encoder
 from procvid.engine import LocalEngine
 from procvid.errors import ProcvidError, VideoError
-from procvid.video import Sampling, iter_frames
+from procvid.video import DecodeReport, Sampling, iter_frames
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +62,51 @@ def plan_jobs(videos, out_dir: Path, encoder_id: str, sampling: Sampling, frame_
 
 
 class _Decode:
-    """produce: a video's sampled frames at the encoder's input size, in chunks."""
+    """produce: a video's sampled frames at the encoder's input size, in chunks.
+
+    Each chunk's aux is ``{"times": timestamps, "decode": DecodeReport.to_dict()}``; the report is
+    final only once decoding has ended, so the last chunk is held back until then and carries it
+    (earlier chunks carry the report so far: same fields, which Ray's row format wants)."""
 
     def __init__(self, sampling: Sampling, size: int | None, chunk: int):
         self.sampling, self.size, self.chunk = sampling, size, chunk
 
     def __call__(self, job: EmbedJob):
-        yield from iter_frames(job.path, self.sampling, size=self.size, chunk=self.chunk)
+        report = DecodeReport()
+        held = None
+        for frames, times in iter_frames(job.path, self.sampling, size=self.size, chunk=self.chunk, report=report):
+            if held is not None:
+                yield held[0], {"times": held[1], "decode": report.to_dict()}
+            held = (frames, times)
+        if held is not None:
+            yield held[0], {"times": held[1], "decode": report.to_dict()}
+
+
+# A video whose decoded frames end (or, next to decode errors, pause) more than
+# max(_MISSING_S, _MISSING_FRACTION x duration) short of the container's duration is not cached: a
+# file cut short (an interrupted download or copy keeps the index, so the duration is the full one)
+# or damaged. Healthy files end within a frame of their duration (all shared clips and synthetic
+# videos: < 0.1 s); the margin is for durations that are not the video's own (a container duration
+# that counts a longer audio track, one estimated from the bitrate), at the price of letting a file
+# that lost less than that at its end pass. Decode errors that cost no more than that (a damaged
+# packet skipped, a decord failure that PyAV recovered) are recorded in the sidecar's `decode` and
+# do not fail the video; FFmpeg's log messages (concealed slice errors) are not seen at all.
+_MISSING_S = 2.0
+_MISSING_FRACTION = 0.10
+
+
+def _incomplete(decode: dict) -> str | None:
+    """Why a decode (DecodeReport.to_dict()) is too incomplete to cache, or None."""
+    duration, start, end = decode["duration"], decode["start"], decode["end"]
+    allowed = max(_MISSING_S, _MISSING_FRACTION * duration)
+    if duration - end > allowed:
+        errors = f"; {decode['errors']} decode errors, first: {decode['first_error']}" if decode["errors"] else ""
+        return f"decoded only {start:.1f}–{end:.1f} s of {duration:.1f} s (file truncated or damaged{errors})"
+    if decode["errors"] and decode["largest_gap"] > allowed:
+        a = decode["gap_at"]
+        return (f"no frames decoded between {a:.1f} and {a + decode['largest_gap']:.1f} s of {duration:.1f} s "
+                f"(damaged stream; {decode['errors']} decode errors, first: {decode['first_error']})")
+    return None
 
 
 def _encode(encoder: Encoder, chunks: list[np.ndarray]) -> list[np.ndarray]:
@@ -88,11 +126,17 @@ class _Write:
     def __init__(self, out_dir: Path):
         self.out_dir = out_dir
 
-    def __call__(self, encoder: Encoder, job: EmbedJob, outputs: list, times: list) -> int:
+    def __call__(self, encoder: Encoder, job: EmbedJob, outputs: list, auxes: list) -> int:
         if not outputs or not sum(len(o) for o in outputs):
             raise VideoError(job.path, "no frames could be decoded")
+        # the final report (see _Decode); plain Python values whichever engine carried it
+        decode = {k: v.item() if isinstance(v, np.generic) else v for k, v in dict(auxes[-1]["decode"]).items()}
+        reason = _incomplete(decode)
+        if reason:
+            raise VideoError(job.path, reason)
         emb = encoder.finish_sequence(np.concatenate(outputs))
-        features.write_entry(self.out_dir, job.rel, emb, np.concatenate([np.asarray(t) for t in times]), job.key)
+        times = np.concatenate([np.asarray(a["times"], dtype=np.float64) for a in auxes])
+        features.write_entry(self.out_dir, job.rel, emb, times, {**job.key, "decode": decode})
         return len(emb)
 
 
@@ -127,7 +171,6 @@ def embed_videos(
         for job, frames, error in outcomes:
             if error:
                 summary.fail(failures, str(job.path), error)
-                log.warning("%s: %s", job.path, error)
             else:
                 summary.done += 1
                 summary.frames += frames

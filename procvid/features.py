@@ -4,6 +4,11 @@ The JSON sidecar is written last and holds a checksum of the tensor file, so it 
 commit marker: an entry is valid only if both files exist, the checksum matches, and the
 sidecar matches the video (path, size, mtime) and the settings (encoder id, sampling, size).
 A run killed at any point therefore leaves either a valid entry or one that is recomputed.
+
+Besides the cache key, `meta` may carry extra fields that are stored as given; the embed stage
+adds ``decode`` (procvid.video.DecodeReport.to_dict(): backend, frames, sampled target times
+covered, decoded span start/end vs. the container's duration, largest gap, decode errors). Only
+complete decodes are written: a truncated or damaged video fails instead (procvid.embedding).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 from procvid.errors import ProcvidError
 from procvid.outputs import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: entries carry a decode report; entries of v1 (possibly truncated) are redone
 # Sidecar fields that must equal the current request for an entry to be reused.
 _KEY_FIELDS = ("format_version", "source", "source_size", "source_mtime", "encoder", "sampling", "frame_size")
 

@@ -41,11 +41,18 @@ def load_tasks(spec: str) -> tuple[dict, dict]:
                      for t in read_json(path)}
         except (KeyError, TypeError) as e:
             raise ProcvidError(f"{path}: expected a tasks.json list of {{id, name, steps: [{{id, text}}]}} ({e})")
-        return tasks, {}
+        return _with_steps(tasks, path), {}
     if path.is_file():
-        return read_tasks_file(path), {}
+        return _with_steps(read_tasks_file(path), path), {}
     dataset = load_dataset(spec)
-    return dataset.tasks, dataset.graphs
+    return _with_steps(dataset.tasks, spec), dataset.graphs
+
+
+def _with_steps(tasks: dict, source) -> dict:
+    empty = [t for t, task in tasks.items() if not task.steps]
+    if empty:
+        raise ProcvidError(f"{source}: task {empty[0]} has no steps to ground")
+    return tasks
 
 
 def task_of(stem: str, task: str | None, tasks: dict) -> str:
@@ -75,7 +82,8 @@ def choose_order(order: str, task_id: str, graphs: dict) -> str:
     if order == "auto":
         return "graph" if task_id in graphs else "linear"
     if order == "graph" and task_id not in graphs:
-        raise ProcvidError(f"no graph script for task {task_id}: pass a graph or choose another order")
+        raise ProcvidError(f"order graph: no graph script for task {task_id}; pass one (--graph FILE) or "
+                           "choose another order")
     return order
 
 
@@ -136,6 +144,8 @@ def collect_ground_inputs(inputs: list[str]) -> dict[str, Path]:
         else:
             raise ProcvidError(f"{p}: not a segments file, feature file or folder")
         for f in files:
+            if f.name.endswith(SEGMENTS_SUFFIX):
+                read_segments_file(f)  # a damaged file is named now, before its task is looked up
             stem = stem_of(f)
             if found.get(stem, f) != f:
                 raise ProcvidError(f"two inputs are named {stem}: {found[stem]} and {f}")
@@ -214,7 +224,6 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
                 result[item.stem] = doc
             except ProcvidError as e:
                 summary.fail(failures, str(item.source), str(e))
-                log.warning("%s: %s", item.source, e)
             bar.update()
     return result, summary
 

@@ -11,7 +11,7 @@ graphs/, generate/<task>/ (plan, key-step images, contact sheet), report/index.h
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
 import yaml
@@ -20,6 +20,7 @@ from procvid import defaults
 from procvid.errors import ProcvidError
 
 log = logging.getLogger(__name__)
+STAGE_DIRS = ("features", "segments", "steps", "graphs", "generate", "report")
 
 
 @dataclass
@@ -47,13 +48,36 @@ class RunConfig:
         if path:
             try:
                 values = yaml.safe_load(Path(path).read_text()) or {}
-            except (OSError, yaml.YAMLError) as e:
-                raise ProcvidError(f"{path}: cannot read config ({e})") from None
+            except OSError as e:
+                raise ProcvidError(f"{path}: cannot read config ({e.strerror or e})") from None
+            except yaml.YAMLError as e:  # its message spans lines (context, caret): one line of it
+                raise ProcvidError(f"{path}: not valid YAML ({' '.join(str(e).split())[:200]})") from None
+            if not isinstance(values, dict):
+                raise ProcvidError(f"{path}: expected a mapping of settings (name: value), "
+                                   f"got a {type(values).__name__}")
             unknown = set(values) - set(cls.__dataclass_fields__)
             if unknown:
                 raise ProcvidError(f"{path}: unknown settings {sorted(unknown)}")
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        config = cls(**values)
+        config.check(path)
+        return config
+
+    def check(self, source=None) -> None:
+        """One line for a setting of the wrong type or out of range (from a preset or the command line)."""
+        where = f"{source}: " if source else ""
+        for name, f in self.__dataclass_fields__.items():
+            value, default = getattr(self, name), f.default if f.default is not MISSING else f.default_factory()
+            wanted = (int, float) if isinstance(default, float) else type(default)
+            if default is None:
+                wanted = (str, type(None))
+            if not isinstance(value, wanted) or (isinstance(value, bool) and not isinstance(default, bool)):
+                raise ProcvidError(f"{where}setting {name}: {value!r} is not a {type(default).__name__}")
+        for name in ("fps", "workers", "generate_steps"):
+            if getattr(self, name) <= 0:
+                raise ProcvidError(f"{where}setting {name}: must be positive, got {getattr(self, name)}")
+        if self.engine not in ("local", "ray"):
+            raise ProcvidError(f"{where}setting engine: {self.engine!r} is not local or ray")
 
 
 @dataclass
@@ -84,6 +108,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     from procvid.metrics.graph import graph_scores
     from procvid.metrics.grounding import score_grounding
     from procvid.metrics.segment_eval import score_segments
+    from procvid.outputs import prepare_output_dir, refuse_symlink
     from procvid.report.html import write_report
     from procvid.report.timeline import draw_timelines
     from procvid.segment import get_detector
@@ -91,7 +116,9 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     from procvid.segment.files import load_segmented
     from procvid.video import Sampling
 
-    out = Path(out)
+    out = prepare_output_dir(out)
+    for stage in STAGE_DIRS:  # a symlinked stage folder would be written through
+        refuse_symlink(out / stage)
     dataset = load_dataset(annotations) if annotations else None
     if dataset is not None:
         tasks, known_graphs = dataset.tasks, dataset.graphs
@@ -141,9 +168,9 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                                          config.device, progress)
     segmentation = score_segments(out / "segments", truth) if gt_dir else {}
     grounding_scores = score_grounding(videos, grounding)
-    report = write_report(out, videos, graphs, segmentation, grounding, generation, grounding_scores)
-    return RunResult(report, segmentation, grounding, grounding_scores, graphs, generation,
-                     segmented.failed + grounded.failed)
+    failures = {**segmented.reasons, **grounded.reasons}
+    report = write_report(out, videos, graphs, segmentation, grounding, generation, grounding_scores, failures)
+    return RunResult(report, segmentation, grounding, grounding_scores, graphs, generation, len(failures))
 
 
 def _ground_truth_dir(dataset) -> Path | None:

@@ -9,6 +9,17 @@ decord is tried first (fast batched access). PyAV takes over when decord cannot 
 reports timestamps that are invalid, or disagrees with the container about the frame count
 (e.g. decord counts 68 frames in tree.avi whose header says 444: the AVI stores repeated
 frames as empty packets, so the stream is really variable frame rate).
+
+Rotation metadata (a display matrix, e.g. a phone's portrait video stored as landscape frames)
+is applied: frames come out upright and `size` applies to the displayed orientation. decord does
+not rotate reliably (dmlc/decord returns 4-channel frames for rotated mp4s), so rotated videos
+are decoded with PyAV.
+
+Every decode fills a `DecodeReport` (``VideoReader.report``, or ``iter_frames(..., report=r)``):
+how far the decoded frames reach against the container's duration, how many sampled target times
+got a frame, and the decode errors that were swallowed to keep going (damaged packets skipped,
+decoding stopped early, decord failing mid-stream). Deciding whether that is good enough is the
+caller's policy (the embed stage refuses to cache truncated videos: procvid.embedding).
 """
 
 from __future__ import annotations
@@ -16,8 +27,9 @@ from __future__ import annotations
 import heapq
 import logging
 import os
+import re
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -71,6 +83,94 @@ class VideoInfo:
     width: int
     height: int
     backend: str  # "decord" or "pyav"
+    # degrees counter-clockwise applied to decoded frames for display (FFmpeg's display matrix
+    # convention: a phone's `rotate=90` tag reads -90 and means "turn clockwise"); width and height
+    # above are the displayed ones.
+    rotation: int = 0
+
+
+@dataclass
+class DecodeReport:
+    """How complete one decode was (filled while `VideoReader.iter_chunks` runs; final once it ends).
+
+    ``start``/``end`` bound the decoded timeline: the first frame's time and where the last frame
+    ends (its own duration, else 1/fps). With decord they come from its frame index (it indexes
+    only the frames it can read; a decoding failure raises and PyAV takes over). With PyAV they
+    come from the decoded frames, and once every sampled frame is found the remaining packets are
+    demuxed, not decoded, to see whether the file really goes on. ``targets`` counts the sampled
+    target times (fps/num sampling; 0 for every-k) and ``targets_covered`` those up to ``end``.
+    ``largest_gap`` is the longest stretch without a new frame (from 0 to the first frame, or
+    between two), starting at ``gap_at``; variable frame rate videos hold frames legitimately, so
+    it says something only next to errors. ``errors`` counts the decode errors swallowed to keep
+    going (damaged packets skipped, decoding or reading stopped early, decord failing mid-stream);
+    ``first_error`` is the first one. FFmpeg's log messages (e.g. concealed slice errors) are not
+    errors here: they do not reach Python.
+    """
+
+    backend: str = ""  # "decord", "pyav", or "decord+pyav" when decord failed mid-stream
+    duration: float = 0.0  # the container's duration (s), as in VideoInfo
+    frames: int = 0  # sampled frames yielded
+    targets: int = 0
+    targets_covered: int = 0
+    start: float = 0.0
+    end: float = 0.0
+    largest_gap: float = 0.0
+    gap_at: float = 0.0
+    errors: int = 0
+    first_error: str = ""
+    _prev: float | None = field(default=None, repr=False)  # last decoded frame time, display order
+
+    def _reset(self, backend: str, duration: float, targets: int) -> None:
+        for name, f in self.__dataclass_fields__.items():
+            setattr(self, name, f.default)
+        self.backend, self.duration, self.targets = backend, float(duration), int(targets)
+
+    def _error(self, what: str) -> None:
+        self.errors += 1
+        if not self.first_error:
+            self.first_error = what
+
+    def _shown(self, t: float) -> None:
+        """A decoded frame at time t, in display order."""
+        gap_from = 0.0 if self._prev is None else self._prev
+        if self._prev is None:
+            self.start = t
+        if t - gap_from > self.largest_gap:
+            self.largest_gap, self.gap_at = t - gap_from, gap_from
+        self._prev = t
+
+    def _index(self, times: np.ndarray, end: float) -> None:
+        """All frame times at once (decord's index), and where the last frame ends."""
+        gaps = np.diff(times, prepend=0.0)
+        i = int(np.argmax(gaps))
+        self.start, self.end, self._prev = float(times[0]), end, float(times[-1])
+        self.largest_gap, self.gap_at = float(gaps[i]), float(times[i - 1]) if i else 0.0
+
+    def _seen(self, t: float, duration: float) -> None:
+        """The stream holds a frame (decoded or only demuxed) shown from t for `duration` s."""
+        self.end = max(self.end, t + duration)
+
+    def _finish(self, targets: np.ndarray | None) -> None:
+        self.end = min(self.end, self.duration) if self.duration > 0 else self.end
+        if targets is not None and self.frames:
+            # targets before the first frame get the first frame, as in `_select`
+            self.targets_covered = int(np.count_nonzero(targets <= self.end + 1e-6))
+
+    def to_dict(self) -> dict:
+        """Plain JSON fields (rounded seconds), as recorded in a feature sidecar's ``decode``."""
+        return {
+            "backend": self.backend,
+            "frames": int(self.frames),
+            "targets": int(self.targets),
+            "targets_covered": int(self.targets_covered),
+            "start": round(float(self.start), 3),
+            "end": round(float(self.end), 3),
+            "duration": round(float(self.duration), 3),
+            "largest_gap": round(float(self.largest_gap), 3),
+            "gap_at": round(float(self.gap_at), 3),
+            "errors": int(self.errors),
+            "first_error": str(self.first_error),
+        }
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -90,6 +190,57 @@ def _resized(width: int, height: int, short_side: int | None) -> tuple[int, int]
         return width, height
     scale = short_side / min(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _rot_k(rotation: float) -> int:
+    """np.rot90's k (quarter turns counter-clockwise) for a display rotation in degrees."""
+    return int(round(rotation / 90.0)) % 4
+
+
+def _upright(rgb: np.ndarray, k: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
+
+
+def _coded_size(size: tuple[int, int] | None, k: int) -> tuple[int, int] | None:
+    """Decode size (w, h) of the stored frame for a displayed size (w, h)."""
+    return (size[1], size[0]) if size and k % 2 else size
+
+
+def _rotation(path: Path, stream) -> int:
+    """The stream's display rotation: degrees counter-clockwise, a multiple of 90 in (-180, 180].
+
+    Old FFmpeg exported a `rotate` tag (degrees clockwise); current FFmpeg keeps a display matrix
+    in the stream's side data, which PyAV exposes on decoded frames, so the first frame is decoded
+    (in a separate container: the main one stays untouched at the start of the file)."""
+    import av
+
+    tag = stream.metadata.get("rotate")
+    if tag is not None:
+        try:
+            degrees = -float(tag)
+        except ValueError:
+            degrees = 0.0
+    else:
+        degrees = 0.0
+        try:
+            with av.open(str(path)) as c:
+                s = c.streams.video[0]
+                for n, packet in enumerate(c.demux(s)):
+                    try:
+                        decoded = packet.decode()
+                    except av.error.InvalidDataError:
+                        decoded = []
+                    if decoded:
+                        degrees = float(decoded[0].rotation or 0.0)
+                        break
+                    if n >= 256:  # no frame in the first packets: treat as unrotated
+                        break
+        except Exception as e:  # the main decode reports real problems; this is only a probe
+            log.debug("%s: cannot read the rotation (%s)", path, _short(e))
+    k = _rot_k(degrees)
+    if abs(degrees - 90 * round(degrees / 90)) > 1:
+        log.warning("%s: rotation %g degrees is not a quarter turn; using %d", path, degrees, k * 90)
+    return {0: 0, 1: 90, 2: 180, 3: -90}[k]
 
 
 def _select(frame_times: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -125,17 +276,26 @@ class _PyAVStream:
             self.duration = self.header_frames / self.fps if self.fps else 0.0
         if not self.fps and self.duration and self.header_frames:
             self.fps = self.header_frames / self.duration
-        self.width = self.stream.codec_context.width
-        self.height = self.stream.codec_context.height
+        self.rotation = _rotation(path, self.stream)
+        self.rot_k = _rot_k(self.rotation)
+        w, h = self.stream.codec_context.width, self.stream.codec_context.height
+        self.width, self.height = (h, w) if self.rot_k % 2 else (w, h)  # as displayed
         start = self.stream.start_time
         self.t0 = float(start * self.stream.time_base) if start is not None else 0.0
 
     def close(self):
         self.container.close()
 
-    def frames(self, size: tuple[int, int] | None) -> Iterator[tuple[float, np.ndarray]]:
-        """Yield (time, rgb uint8 HxWx3) in display order with non-decreasing times."""
+    def frames(self, size: tuple[int, int] | None, report: DecodeReport | None = None
+               ) -> Iterator[tuple[float, np.ndarray]]:
+        """Yield (time, rgb uint8 HxWx3, upright) in display order with non-decreasing times.
+
+        `size` is the displayed (w, h); `report` gets every decoded frame and swallowed error."""
         import av
+
+        report = report if report is not None else DecodeReport()
+        frame_duration = 1.0 / self.fps if self.fps else 0.0
+        coded = _coded_size(size, self.rot_k)
 
         pending: deque = deque()  # frames in display order, timestamps not yet assigned
         times: list[float] = []  # min-heap of pts seen but not yet assigned
@@ -146,13 +306,15 @@ class _PyAVStream:
             nonlocal last
             t = max(heapq.heappop(times), last)
             last = t
+            report._shown(t)
             return t, pending.popleft()
 
         try:
             for packet in self.container.demux(self.stream):
                 try:
                     decoded = packet.decode()
-                except av.error.InvalidDataError:
+                except av.error.InvalidDataError as e:
+                    report._error(f"damaged packet skipped ({_short(e)})")
                     continue  # a damaged packet: skip it, keep the rest of the video
                 for frame in decoded:
                     if frame.pts is not None:
@@ -160,8 +322,9 @@ class _PyAVStream:
                     else:
                         t = count / self.fps if self.fps else float(count)
                     count += 1
-                    w, h = size or (frame.width, frame.height)
-                    rgb = frame.to_ndarray(format="rgb24", width=w, height=h)
+                    report._seen(t, _seconds(frame.duration, frame.time_base) or frame_duration)
+                    w, h = coded or (frame.width, frame.height)
+                    rgb = _upright(frame.to_ndarray(format="rgb24", width=w, height=h), self.rot_k)
                     heapq.heappush(times, t)
                     pending.append(rgb)
                     if len(pending) > _REORDER_WINDOW:
@@ -170,14 +333,37 @@ class _PyAVStream:
             if count == 0:
                 raise VideoError(self.path, f"cannot decode video ({_short(e)})") from None
             log.warning("%s: decoding stopped early after %d frames (%s)", self.path, count, _short(e))
+            report._error(f"decoding stopped after {count} frames ({_short(e)})")
         while pending:
             yield emit()
 
+    def scan_rest(self, report: DecodeReport) -> None:
+        """Demux (without decoding) the packets left after the last needed frame, so the report
+        knows whether the file really goes on to its stated duration."""
+        import av
+
+        frame_duration = 1.0 / self.fps if self.fps else 0.0
+        try:
+            for packet in self.container.demux(self.stream):
+                if packet.pts is not None and packet.time_base is not None:
+                    t = float(packet.pts * packet.time_base) - self.t0
+                    report._seen(t, _seconds(packet.duration, packet.time_base) or frame_duration)
+        except av.error.FFmpegError as e:
+            report._error(f"reading stopped ({_short(e)})")
+
+
+def _seconds(ticks, time_base) -> float:
+    """A duration in seconds, 0.0 where unknown."""
+    return float(ticks * time_base) if ticks and time_base is not None and ticks > 0 else 0.0
+
 
 def _short(e: Exception) -> str:
-    """One readable line for an exception (FFmpeg errors carry an errno and the file name)."""
+    """One readable line for an exception (FFmpeg errors carry an errno and the file name; decord's
+    carry "[hh:mm:ss] source/file.cc:123: " prefixes)."""
     text = getattr(e, "strerror", None) or str(e).strip() or type(e).__name__
-    return text.splitlines()[0][:160]
+    line = text.splitlines()[0]
+    line = re.sub(r"(\[\d\d:\d\d:\d\d\] \S+:\d+: )+", "", line).strip() or line
+    return line[:160]
 
 
 class VideoReader:
@@ -186,6 +372,7 @@ class VideoReader:
     >>> reader = VideoReader("clip.mp4", size=224)
     >>> for frames, times in reader.iter_chunks(Sampling(fps=1)):
     ...     ...
+    >>> reader.report  # how complete that decode was (DecodeReport)
     """
 
     def __init__(self, path: str | os.PathLike, size: int | None = None, backend: str = "auto"):
@@ -196,6 +383,7 @@ class VideoReader:
         self._pyav = _PyAVStream(self.path)
         self._decord = None
         self._decord_times = None
+        self.report = DecodeReport()
         if backend in ("auto", "decord"):
             reason = self._try_decord()
             if reason and backend == "decord":
@@ -216,6 +404,7 @@ class VideoReader:
             width=s.width,
             height=s.height,
             backend="decord" if self._decord is not None else "pyav",
+            rotation=s.rotation,
         )
         self.out_size = _resized(s.width, s.height, size)
 
@@ -224,6 +413,8 @@ class VideoReader:
         import decord
 
         s = self._pyav
+        if s.rotation:
+            return f"the video is rotated {s.rotation} degrees (decord does not rotate)"
         w, h = _resized(s.width, s.height, self.short_side)
         try:
             vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), width=w, height=h, num_threads=1)
@@ -259,25 +450,40 @@ class VideoReader:
     def __exit__(self, *exc):
         self.close()
 
-    def iter_chunks(self, sampling: Sampling, chunk: int = 32) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (frames uint8 [n,H,W,3], timestamps float64 [n]) with n <= chunk."""
+    def iter_chunks(self, sampling: Sampling, chunk: int = 32, report: DecodeReport | None = None
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (frames uint8 [n,H,W,3], timestamps float64 [n]) with n <= chunk.
+
+        `report` (default: a new one), also kept as ``self.report``, says how complete the decode
+        was once the iteration has ended."""
+        self.report = report = report if report is not None else DecodeReport()
         if sampling.every:
             idx = np.arange(0, len(self._decord_times), sampling.every) if self._decord is not None else None
             targets = None
         else:
             targets = sampling.target_times(self.info.duration)
             idx = _select(self._decord_times, targets) if self._decord is not None else None
+        report._reset(self.info.backend, self.info.duration, 0 if targets is None else len(targets))
         emitted = -np.inf
         if idx is not None:
+            # decord's index holds the frames it could read (a truncated file has fewer, then
+            # PyAV reads it: the count check); decoding errors raise and PyAV takes over
+            report._index(self._decord_times, float(self._decord_frame_ends[-1]))
             try:
                 for i in range(0, len(idx), chunk):
                     part = idx[i : i + chunk]
                     frames = self._decord.get_batch(part.tolist()).asnumpy()
+                    report.frames += len(part)
                     yield frames, self._decord_times[part]
                     emitted = self._decord_times[part[-1]]
+                report._finish(targets)
                 return
             except Exception as e:  # a damaged stream part way: PyAV decodes the rest
                 log.warning("%s: decord failed mid-stream (%s); using PyAV", self.path, _short(e))
+                frames_so_far, error = report.frames, f"decord failed mid-stream ({_short(e)})"
+                report._reset("decord+pyav", self.info.duration, report.targets)
+                report.frames = frames_so_far
+                report._error(error)
         picked = self._pick_every(sampling.every) if targets is None else self._pick_at(targets)
         frames, times = [], []
         for t, rgb in picked:
@@ -285,13 +491,16 @@ class VideoReader:
                 frames.append(rgb)
                 times.append(t)
             if len(frames) == chunk:
+                report.frames += len(frames)
                 yield np.stack(frames), np.asarray(times)
                 frames, times = [], []
         if frames:
+            report.frames += len(frames)
             yield np.stack(frames), np.asarray(times)
+        report._finish(targets)
 
     def _pick_every(self, k: int) -> Iterator[tuple[float, np.ndarray]]:
-        for i, (t, rgb) in enumerate(self._pyav.frames(self.out_size)):
+        for i, (t, rgb) in enumerate(self._pyav.frames(self.out_size, self.report)):
             if i % k == 0:
                 yield t, rgb
 
@@ -299,8 +508,11 @@ class VideoReader:
         """Streaming twin of `_select`: the frame on screen at each target time, no repeats."""
         k = 0  # next target to fill
         prev = None  # (time, frame) of the last decoded frame
-        for t, rgb in self._pyav.frames(self.out_size):
+        decoded = self._pyav.frames(self.out_size, self.report)
+        for t, rgb in decoded:
             if k >= len(targets):
+                decoded.close()  # every target has its frame; only check that the file goes on
+                self._pyav.scan_rest(self.report)
                 return
             # targets before this frame's time are showing the previous frame
             if prev is not None and targets[k] + 1e-6 < t:
@@ -318,13 +530,16 @@ def iter_frames(
     size: int | None = None,
     chunk: int = 32,
     backend: str = "auto",
+    report: DecodeReport | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Stream sampled frames of a video in chunks: (frames uint8 [n,H,W,3], times [n] seconds).
 
     `size` resizes while decoding so the short side is at most `size` pixels (bounded memory).
+    Frames are upright (rotation metadata applied). A `report` passed in is filled with how
+    complete the decode was (final once the iteration has ended).
     """
     with VideoReader(path, size=size, backend=backend) as reader:
-        yield from reader.iter_chunks(sampling, chunk)
+        yield from reader.iter_chunks(sampling, chunk, report)
 
 
 def read_frames(path, sampling: Sampling, size: int | None = None, backend: str = "auto"):
@@ -353,7 +568,8 @@ def frames_at(video: str | os.PathLike, times, short_side: int = 128) -> list[np
         t0 = float(stream.start_time * base) if stream.start_time is not None else 0.0
         w, h = stream.codec_context.width, stream.codec_context.height
         scale = min(1.0, short_side / max(1, min(w, h)))
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))  # of the stored frame
+        k = _rot_k(_rotation(path, stream))  # frames are turned upright after scaling
         out = []
         for t in times:
             container.seek(int((t + t0) / base), stream=stream, backward=True, any_frame=False)
@@ -364,7 +580,7 @@ def frames_at(video: str | os.PathLike, times, short_side: int = 128) -> list[np
                 shown = frame
             if shown is None:
                 raise VideoError(path, f"no frame at {t:.2f} s")
-            out.append(shown.to_ndarray(format="rgb24", width=size[0], height=size[1]))
+            out.append(_upright(shown.to_ndarray(format="rgb24", width=size[0], height=size[1]), k))
     return out
 
 

@@ -3,11 +3,7 @@ import sys
 
 import pytest
 
-from procvid.paths import shared_data_dir
-
-DATA = shared_data_dir()
-VIDEOS = DATA / "videos"
-CLIPS = sorted(p for p in VIDEOS.glob("*") if p.suffix in (".mp4", ".avi")) if VIDEOS.exists() else []
+from helpers import CLIPS, VIDEOS, write_world
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +11,12 @@ def videos_dir():
     if not CLIPS:
         pytest.skip(f"shared real clips not found at {VIDEOS} (set PROCVID_DATA)")
     return VIDEOS
+
+
+@pytest.fixture
+def tea_world(tmp_path):
+    """The hand-written one-task world of helpers.write_world (no videos), in a fresh folder."""
+    return write_world(tmp_path / "world")
 
 
 @pytest.fixture(scope="session")
@@ -89,3 +91,20 @@ def procvid_cmd():
 
 def pytest_configure(config):
     os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu`-marked tests are skipped where no CUDA device is visible (they run on GPU machines)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_items and not _cuda_available():
+        skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is false)")
+        for item in gpu_items:
+            item.add_marker(skip)

@@ -1,25 +1,17 @@
 """The supervised references of tools/bench_segment_ceiling.py: windows, stacking and peak scoring."""
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-TOOLS = Path(__file__).resolve().parent.parent / "tools"
+from helpers import load_tool
 
 
 @pytest.fixture(scope="module")
 def ceiling():
-    """tools/bench_segment_ceiling.py is a script, imported here as a module."""
-    sys.path.insert(0, str(TOOLS))
-    try:
-        import bench_segment_ceiling
-
-        yield bench_segment_ceiling
-    finally:
-        sys.path.remove(str(TOOLS))
+    """tools/bench_segment_ceiling.py, a script, loaded by its file path (with its sibling bench_segment)."""
+    return load_tool("bench_segment_ceiling", deps=("bench_segment",))
 
 
 def test_windows_stay_inside_each_video(ceiling):
@@ -48,3 +40,12 @@ def test_peaks_above_threshold_are_scored_at_one_second(ceiling):
     assert ceiling.peaks_f1([video], [prob], 0.5) == (1.0, 1.0, 1.0)
     p, r, f1 = ceiling.peaks_f1([video], [prob], 0.2)
     assert (p, r) == (pytest.approx(2 / 3), 1.0)
+
+
+def test_loading_a_tool_leaves_the_import_path_alone(ceiling):
+    import sys
+
+    from helpers import TOOLS
+
+    assert ceiling.prepare is not None  # its sibling's names are bound
+    assert str(TOOLS) not in sys.path and "bench_segment" not in sys.modules

@@ -2,11 +2,12 @@ import json
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import CLIPS
+from helpers import CLIPS
 from procvid import features
 from procvid.batch import in_shard, parse_shard
 from procvid.cli import main
@@ -21,7 +22,8 @@ def test_embed_all_clips_then_rerun_skips(tmp_path, videos_dir, tiny_encoder):
     videos = find_videos([videos_dir])
     s = embed_videos(videos, tmp_path, tiny_encoder, Sampling(fps=1), batch_size=16, progress=False)
     assert (s.done, s.failed) == (len(CLIPS), 0)
-    assert (tmp_path / "failures.jsonl").read_text() == ""
+    failures_file = tmp_path / "failures.jsonl"
+    assert not failures_file.exists() or failures_file.read_text() == ""
     # batches mix frames of several videos: each video must still get exactly its own frames
     for name in ("box.mp4", "tree.avi"):
         emb, times, meta = features.load_features(tmp_path / (name.rsplit(".", 1)[0] + ".json"))
@@ -42,11 +44,46 @@ def test_corrupt_entry_is_recomputed(tmp_path, videos_dir, tiny_encoder):
     features.load_features(tensor)
 
 
-def test_shards_are_disjoint_stable_and_complete(videos_dir):
-    names = [str(rel) for _, rel in find_videos([videos_dir])]
-    parts = [{n for n in names if in_shard(n, (i, 3))} for i in range(3)]
-    assert set().union(*parts) == set(names) and sum(map(len, parts)) == len(names)
-    assert parts[1] == {n for n in reversed(names) if in_shard(n, (1, 3))}
+# shard of each name among 3 and among 4: computed once and fixed here, so a change of the hash (or of
+# its input, e.g. path separators) that would move videos between machines' shards fails this test
+GOLDEN_SHARDS = {"box.mp4": (2, 0), "cup.mp4": (0, 3), "tree.avi": (1, 0), "vtest.avi": (0, 0),
+                 "bikes.mp4": (0, 3), "kitchen/tea_0001.mp4": (1, 2), "a": (1, 0)}
+
+
+def test_shard_assignments_are_fixed():
+    for name, (of3, of4) in GOLDEN_SHARDS.items():
+        assert [i for i in range(3) if in_shard(name, (i, 3))] == [of3], name
+        assert [i for i in range(4) if in_shard(name, (i, 4))] == [of4], name
+    assert all(in_shard(name, (0, 1)) for name in GOLDEN_SHARDS)
+
+
+def test_shards_are_disjoint_complete_and_independent_of_the_other_inputs(videos_dir, tmp_path):
+    """What `embed --shard I/N` selects (plan_jobs): every input in exactly one shard, and an input's
+    shard does not move when other inputs are added or removed."""
+    from procvid.batch import FailureLog, RunSummary
+    from procvid.embedding import plan_jobs
+
+    clips = find_videos([videos_dir])
+    extra = [(clips[0][0], Path(f"more/clip_{k}.mp4")) for k in range(20)]  # other names, same file
+
+    def selected(videos, shard):
+        jobs = plan_jobs(videos, tmp_path / "o", ENC, Sampling(fps=1), 32, shard, False, RunSummary(),
+                         FailureLog(tmp_path / "o"))
+        return {str(j.rel) for j in jobs}
+
+    everything = clips + extra
+    names = {str(rel) for _, rel in everything}
+    for n in (2, 3, 4):
+        parts = [selected(everything, (i, n)) for i in range(n)]
+        assert set().union(*parts) == names and sum(map(len, parts)) == len(names)  # complete, disjoint
+        assert all(parts), f"a shard of {n} is empty: the split is degenerate"
+        for i in range(n):
+            fewer = clips[::2] + extra[5:]
+            assert selected(fewer, (i, n)) == parts[i] & {str(rel) for _, rel in fewer}
+            assert selected(list(reversed(clips)), (i, n)) == parts[i] & {str(rel) for _, rel in clips}
+    for name, (of3, _) in GOLDEN_SHARDS.items():
+        if name in names:
+            assert name in selected(everything, (of3, 3))
     for bad in ("3/3", "x", "1/0"):
         with pytest.raises(ProcvidError):
             parse_shard(bad)
@@ -72,21 +109,30 @@ def test_cli_user_errors_are_one_line(tmp_path, videos_dir, capsys):
     assert "not available offline" in err[2]
 
 
-def test_sigkill_mid_run_leaves_nothing_corrupt(tmp_path, videos_dir, procvid_cmd):
+# sorted by name, as embed runs them: two to write before the kill, short ones, then a long one last
+KILL_CLIPS = ["bikes.mp4", "box.mp4", "carphone_distorted.mp4", "carphone_pristine.mp4", "cup.mp4", "tree.avi"]
+
+
+def test_sigkill_mid_run_leaves_nothing_corrupt(tmp_path, videos_dir, procvid_cmd, capsys):
+    """A separate `procvid embed` process is killed once it has written two entries; the rerun (in this
+    process: same code, no second start-up) counts the finished ones as done and completes the rest."""
+    listing = tmp_path / "clips.txt"
+    listing.write_text("".join(f"{videos_dir / name}\n" for name in KILL_CLIPS))
     out = tmp_path / "o"
-    cmd = procvid_cmd + ["embed", str(videos_dir), "--out", str(out), "--encoder", ENC,
-                         "--fps", "8", "--batch-size", "4", "--workers", "1", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["embed", str(listing), "--out", str(out), "--encoder", ENC,
+            "--fps", "4", "--batch-size", "4", "--workers", "1", "--no-progress"]
+    proc = subprocess.Popen(procvid_cmd + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.json"))) < 2:
-        time.sleep(0.05)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     written = len(list(out.glob("*.json")))
-    assert 0 < written < len(CLIPS), "the kill should land mid-run"
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert f"{written} already done" in done.stdout or f"{written - 1} already done" in done.stdout
-    for _, rel in find_videos([videos_dir]):
+    assert 0 < written < len(KILL_CLIPS), "the kill should land mid-run"
+    capsys.readouterr()
+    assert main(args) == 0
+    summary = capsys.readouterr().out
+    assert f"{written} already done" in summary or f"{written - 1} already done" in summary, summary
+    for _, rel in find_videos([listing]):
         emb, times, _ = features.load_features(features.entry_paths(out, rel)[1])
         assert len(emb) == len(times) > 0

@@ -2,27 +2,23 @@
 
 import argparse
 import itertools
-import sys
-from pathlib import Path
 
 import networkx as nx
 import pytest
 
+from helpers import load_tool
 from procvid.errors import ProcvidError
 from procvid.graph import END, START, induce_graph, transitive_reduction
 from procvid.metrics.graph import GraphScores, graph_scores, macro_average
 from procvid.paths import shared_data_dir
 from procvid.registry import GRAPH_METHODS
 
-TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
+@pytest.fixture(scope="module")
+def bench_graph():
+    """tools/bench_graph.py, a script, loaded by its file path."""
+    return load_tool("bench_graph")
 
-@pytest.fixture(autouse=True, scope="module")
-def _tools_on_path():
-    """tools/bench_graph.py is a script, imported here as a module."""
-    sys.path.insert(0, str(TOOLS))
-    yield
-    sys.path.remove(str(TOOLS))
 
 STEPS = {1: "boil water", 2: "add tea", 3: "add sugar", 4: "add milk", 5: "pour into cup"}
 TRUE_EDGES = {(START, 1), (1, 2), (1, 3), (1, 4), (2, 5), (3, 5), (4, 5), (5, END)}
@@ -187,10 +183,8 @@ def _cli(*argv):
     return graph.run(parser.parse_args(argv))
 
 
-def test_cli_build_and_stats(tmp_path, capsys):
-    from test_readers import write_world
-
-    world = write_world(tmp_path / "world")
+def test_cli_build_and_stats(tmp_path, tea_world, capsys):
+    world = tea_world
     assert _cli("build", "--data", str(world), "--method", "count", "--out", str(tmp_path / "out")) == 0
     files = sorted(p for p in (tmp_path / "out").iterdir() if not p.name.startswith("."))  # .procvid-manifest
     assert [p.name for p in files] == ["tea.dot", "tea.graphml", "tea.json", "tea.png"]
@@ -204,9 +198,7 @@ def test_cli_build_and_stats(tmp_path, capsys):
         _cli("build", "--data", str(world), "--formats", "svg", "--out", str(tmp_path))
 
 
-def test_bench_captaincook4d_protocol():
-    import bench_graph
-
+def test_bench_captaincook4d_protocol(bench_graph):
     _shared("captaincook4d")
     tasks = bench_graph.captaincook4d_tasks()
     results = bench_graph.evaluate(tasks, ["count", "precedence"], seed=42)
@@ -215,11 +207,8 @@ def test_bench_captaincook4d_protocol():
     assert f1["count"] == pytest.approx(0.606, abs=0.01)  # the published count-based baseline
 
 
-def test_bench_on_a_synthetic_world(tmp_path):
-    import bench_graph
-    from test_readers import write_world
-
-    tasks = bench_graph.synthetic_tasks(write_world(tmp_path / "world"))
+def test_bench_on_a_synthetic_world(bench_graph, tea_world):
+    tasks = bench_graph.synthetic_tasks(tea_world)
     assert list(tasks) == ["tea"] and tasks["tea"][0] == [[1, 2, 3, 4], [1, 3, 2, 4], [1, 2, 4]]
     (scores, _), = bench_graph.evaluate(tasks, ["precedence"], seed=0).values()
     assert scores["tea"].f1 == 1.0

@@ -1,10 +1,9 @@
 """Annotation readers on the real shared files, the registry, and the synthetic-world reader."""
 
-import json
-
 import networkx as nx
 import pytest
 
+from helpers import TINY_EDGES
 from procvid.data import detect_format, load_dataset
 from procvid.data.procedures import StepSegment, VideoAnnotation
 from procvid.errors import ProcvidError
@@ -131,41 +130,8 @@ def test_video_annotation_sorts_and_keeps_untimed_order():
 # ----------------------------------------------------------------------------- synthetic world
 
 
-TINY_EDGES = [("START", 1), (1, 2), (1, 3), (2, 4), (3, 4), (4, "END")]
-
-
-def write_world(root, orders=((1, 2, 3, 4), (1, 3, 2, 4), (1, 2, 4))):
-    """A hand-written world in the generator's layout: one task "tea", step 3 optional, 2/3 interchangeable.
-
-    The last video has no annotation file, so its steps come from the videos.csv order column.
-    """
-    root.mkdir(parents=True, exist_ok=True)
-    texts = {1: "boil water", 2: "add tea", 3: "add sugar", 4: "pour into cup"}
-    (root / "tasks.json").write_text(json.dumps([{"id": "tea", "name": "Make tea",
-                                                  "steps": [{"id": i, "text": t} for i, t in texts.items()]}]))
-    (root / "tasks_primary.txt").write_text(f"tea\nMake tea\nsynthetic\n4\n{','.join(texts.values())}\n\n")
-    graph = nx.DiGraph(task_id="tea", optional=[3], interchangeable=[[2, 3]])
-    graph.add_node("START")
-    graph.add_nodes_from((i, {"text": t}) for i, t in texts.items())
-    graph.add_node("END")
-    graph.add_edges_from(TINY_EDGES)
-    (root / "graphs").mkdir(exist_ok=True)
-    (root / "graphs" / "tea.json").write_text(json.dumps(nx.node_link_data(graph, edges="edges")))
-    (root / "annotations").mkdir(exist_ok=True)
-    rows = ["video_id,task_id,path,num_frames,fps,duration,order"]
-    for n, order in enumerate(orders):
-        video_id = f"tea_{n:04d}"
-        if n < len(orders) - 1:
-            lines = [f"{step},{2.0 * k:.2f},{2.0 * k + 1.5:.2f}" for k, step in enumerate(order)]
-            (root / "annotations" / f"tea_{video_id}.csv").write_text("\n".join(reversed(lines)) + "\n")
-        rows.append(f"{video_id},tea,videos/{video_id}.mp4,{20 * len(order)},10.0,{2.0 * len(order):.2f},"
-                    + "-".join(map(str, order)))
-    (root / "videos.csv").write_text("\n".join(rows) + "\n")
-    return root
-
-
-def test_synthetic_reader(tmp_path):
-    world = load_dataset(write_world(tmp_path / "world"))
+def test_synthetic_reader(tea_world):
+    world = load_dataset(tea_world)
     assert world.name == "synthetic"
     assert list(world.tasks) == ["tea"] and world.tasks["tea"].steps[2].text == "add tea"
     assert [v.path for v in world.videos] == [[1, 2, 3, 4], [1, 3, 2, 4], [1, 2, 4]]
@@ -176,18 +142,18 @@ def test_synthetic_reader(tmp_path):
     assert set(graph.edges) == set(TINY_EDGES) and graph.graph["optional"] == [3]
 
 
-def test_crosstask_reader_on_a_synthetic_world(tmp_path):
+def test_crosstask_reader_on_a_synthetic_world(tea_world):
     from procvid.data.crosstask import load_crosstask
 
-    world = load_crosstask(write_world(tmp_path / "world"))
+    world = load_crosstask(tea_world)
     assert [v.video_id for v in world.videos] == ["tea_0000", "tea_0001"]
     assert world.videos[1].path == [1, 3, 2, 4] and world.videos[0].split is None
 
 
-def test_synthetic_reader_errors(tmp_path):
+def test_synthetic_reader_errors(tea_world):
     from procvid.data.synthetic_reader import load_synthetic
 
-    root = write_world(tmp_path / "world")
+    root = tea_world
     (root / "graphs" / "tea.json").write_text('{"nodes": 3}')
     with pytest.raises(ProcvidError, match="node-link"):
         load_synthetic(root)

@@ -1,7 +1,6 @@
 """Boundary detectors on constructed embeddings whose boundaries are known."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -206,15 +205,15 @@ def test_keyframe_is_the_frame_nearest_the_segment_mean():
 
 
 @pytest.mark.parametrize("name", ["uvd", "novelty"])
-def test_one_hour_at_one_fps_segments_within_a_second(name):
+def test_one_hour_at_one_fps_is_segmented_whole(name):
+    """A long input (one hour at 1 fps, 120 true steps) is segmented end to end; its speed is measured
+    by tools/bench_segment_speed.py, not here."""
     X = piecewise_constant(lengths=[30] * 120, noise=1.0).astype(np.float32)
     t = np.arange(len(X), dtype=float)
-    det = get_detector(name)
-    det.detect(X, t)  # warm-up
-    t0 = time.perf_counter()
-    segs = det.detect(X, t)
-    assert time.perf_counter() - t0 < 1.0
+    segs = get_detector(name).detect(X, t)
     assert 60 <= len(segs) <= 240
+    assert segs[0].start_frame == 0 and segs[-1].end_frame == len(X)
+    assert all(a.end_frame == b.start_frame for a, b in zip(segs, segs[1:]))
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import CLIPS
+from helpers import CLIPS
 from procvid.errors import VideoError
 from procvid.video import Sampling, VideoReader, find_videos, probe, read_frames
 

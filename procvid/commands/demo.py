@@ -19,9 +19,14 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
+    from procvid.commands.options import check_positive
     from procvid.data.synthetic import generate_world
+    from procvid.outputs import prepare_output_dir
     from procvid.pipeline import RunConfig, run_pipeline
 
+    check_positive(videos=args.videos)
+    config = RunConfig.from_yaml(args.config)  # a bad preset or --out fails before minutes of synthesis
+    prepare_output_dir(args.out)
     started = time.perf_counter()
     world = Path(args.out) / "world"
     print(f"synthesising {args.videos} videos (seed {args.seed}) -> {world}")
@@ -29,7 +34,7 @@ def run(args) -> int:
                    progress=not args.no_progress)
     print("embedding, finding key steps, grounding them, building graph scripts, generating key steps, "
           "writing the report")
-    result = run_pipeline([world / "videos"], args.out, RunConfig.from_yaml(args.config), annotations=str(world),
+    result = run_pipeline([world / "videos"], args.out, config, annotations=str(world),
                           progress=not args.no_progress)
     for label, s in result.segmentation.items():
         print(f"key steps ({label}) vs truth: boundary F1 (+-1 s) {s['boundary_f1']:.2f}, MoF {s['mof']:.1f}, "

@@ -28,6 +28,9 @@ def run(args) -> int:
                                            zero_shot_step_correct)
     from procvid.train.frames import load_world_frames
 
+    from procvid.commands.options import check_positive
+
+    check_positive(fps=args.fps, videos=args.videos)
     ensure_world(args.world, args.videos, args.synth_seed)
     encoder = load_encoder(args.encoder, device=args.device)
     # Whole videos, idle gaps included, one at a time: a sequence encoder embeds a frame with its

@@ -35,8 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from procvid.commands.options import check_positive
     from procvid.data.synthetic import generate_world, task_specs, video_codec
 
+    check_positive(videos=args.videos, size=args.size, fps=args.fps, workers=args.workers)
     started = time.monotonic()
     out = generate_world(
         args.out,

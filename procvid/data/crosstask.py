@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from procvid.data.files import dataset_root, read_csv_rows, require
-from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
+from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation, check_span
 from procvid.errors import ProcvidError
 from procvid.registry import DATASETS
 
@@ -39,9 +39,11 @@ def _rows(path: Path) -> list[tuple[str, float, float]]:
     rows = []
     for row in read_csv_rows(path):
         try:
-            rows.append((row[0].strip(), float(row[1]), float(row[2])))
+            step, start, end = row[0].strip(), float(row[1]), float(row[2])
         except (ValueError, IndexError):
             raise ProcvidError(f"{path}: expected rows 'step,start,end', got {row!r}") from None
+        check_span(path, step, start, end)
+        rows.append((step, start, end))
     return rows
 
 

@@ -105,3 +105,9 @@ class ProcedureDataset:
     def summary(self) -> str:
         n_segments = sum(len(v.segments) for v in self.videos)
         return f"{self.name}: {len(self.tasks)} tasks, {len(self.videos)} videos, {n_segments} step segments"
+
+
+def check_span(source, step, start: float, end: float) -> None:
+    """One line naming the file when an annotated step has a negative, reversed or non-finite time."""
+    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
+        raise ProcvidError(f"{source}: step {step} has times {start:g}-{end:g} s (need 0 <= start <= end)")

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
@@ -69,6 +70,22 @@ def _cached_tag_file(name: str, tag: str) -> str | None:
     return None
 
 
+def _check_checkpoint_file(path: Path) -> None:
+    """Refuse at once (before building the model) a file that is neither safetensors nor a PyTorch
+    checkpoint (a zip archive, or a legacy pickle); what such a file holds is checked when it loads."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+        size = path.stat().st_size
+    except OSError as e:
+        raise EncoderError(f"{path}: cannot read the checkpoint ({e.strerror})") from None
+    safetensors = len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < size
+    if not (safetensors or head[:1] == b"\x80" or zipfile.is_zipfile(path)):
+        raise EncoderError(f"{path}: not a checkpoint (neither a safetensors file nor a PyTorch state dict)")
+
+
 def _resolve_weights(name: str, pretrained: str) -> tuple[str | None, str]:
     """-> (what to pass to open_clip as `pretrained`, a stable id for the weights)."""
     import open_clip
@@ -77,6 +94,7 @@ def _resolve_weights(name: str, pretrained: str) -> tuple[str | None, str]:
         return None, "random"
     path = Path(pretrained).expanduser()
     if path.is_file():
+        _check_checkpoint_file(path)
         return str(path), f"{path.name}@{_file_digest(path)}"
     if path.is_dir():
         from open_clip.factory import _find_checkpoint_in_dir
@@ -84,6 +102,7 @@ def _resolve_weights(name: str, pretrained: str) -> tuple[str | None, str]:
         ckpt = _find_checkpoint_in_dir(path)
         if ckpt is None:
             raise EncoderError(f"{path}: folder holds no checkpoint (*.safetensors, *.bin, *.pth)")
+        _check_checkpoint_file(Path(ckpt))
         return ckpt, f"{Path(ckpt).name}@{_file_digest(Path(ckpt))}"
     if pretrained in open_clip.list_pretrained_tags_by_model(name):
         cached = _cached_tag_file(name, pretrained)
@@ -102,6 +121,13 @@ def _resolve_weights(name: str, pretrained: str) -> tuple[str | None, str]:
         raise EncoderError(f"checkpoint {pretrained!r} not found")
     tags = ", ".join(open_clip.list_pretrained_tags_by_model(name)) or "none"
     raise EncoderError(f"unknown pretrained tag {pretrained!r} for {name} (known tags: {tags}; or give a file path)")
+
+
+class _RandomInitNotice(logging.Filter):
+    """Drops open_clip's warning that a model was initialised randomly, where `random` was asked for."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
 
 
 class OpenClipEncoder(Encoder):
@@ -126,12 +152,22 @@ class OpenClipEncoder(Encoder):
             weights, weights_id = _resolve_weights(name, pretrained)
         self.device = resolve_device(device)
         self.precision = resolve_precision(self.device, precision)
+        random_init = weights is None and not name.startswith(("hf-hub:", "local-dir:"))  # `random` asked for
+        quiet = _RandomInitNotice() if random_init else None
         try:
+            if quiet:
+                logging.getLogger().addFilter(quiet)
             model = open_clip.create_model(model_name, pretrained=weights, device=self.device)
         except EncoderError:
             raise
         except Exception as e:  # open_clip raises RuntimeError/KeyError on mismatched weights
+            if "weights_only" in str(e) or "pickle" in str(e).lower():  # torch's advice to unpickle: unsafe
+                raise EncoderError(f"cannot load {name}:{pretrained}: not a checkpoint that loads safely (expected "
+                                   "a safetensors file or a PyTorch state dict of plain tensors)") from None
             raise EncoderError(f"cannot load {name}:{pretrained}: {str(e).splitlines()[0][:300]}") from None
+        finally:
+            if quiet:
+                logging.getLogger().removeFilter(quiet)
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = open_clip.get_tokenizer(model_name)
         pp = getattr(self.model.visual, "preprocess_cfg", {}) or {}

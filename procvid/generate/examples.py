@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from procvid.graph.build import file_stem
-from procvid.outputs import Manifest, digest, stamp
+from procvid.outputs import Manifest, digest, prepare_output_dir, stamp
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def generation_examples(tasks: dict, graphs: dict, sequences: dict, first_videos
     from procvid.generate.planner import Plan, plan_skill, skill_from_orders
     from procvid.video import frames_at
 
-    out_dir = Path(out_dir)
+    out_dir = prepare_output_dir(out_dir)
     manifest = Manifest(out_dir)
     settings = {"kig": kig or "shipped procvid-kig", "max_steps": max_steps}
     result, generator = {}, None

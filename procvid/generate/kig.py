@@ -248,13 +248,13 @@ class KeyStepGenerator:
             unet = UNet2DConditionModel.from_pretrained(path / "unet", **options)
             text_encoder = ClipTokenEncoder.from_pretrained(path / "text_encoder", **options)
             scheduler = DPMSolverMultistepScheduler.from_pretrained(path / "scheduler")
-        except OSError as e:
+        except Exception as e:  # diffusers and safetensors raise many error types for damaged folders
             raise ProcvidError(f"{path}: cannot load the KIG folder ({_safetensors_only(e)})") from None
         return cls(unet, scheduler, text_encoder, index["image_size"], index["fold"], device)
 
 
 def _safetensors_only(error: Exception) -> str:
-    return " ".join(str(error).split())[:200] + "; only safetensors weights are read"
+    return f"{type(error).__name__}: " + " ".join(str(error).split())[:200] + "; only safetensors weights are read"
 
 
 def training_scheduler(scheduler) -> DDPMScheduler:
@@ -285,7 +285,7 @@ class DiffusersGenerator:
                   "use_safetensors": True}  # never unpickle .bin weights
         try:
             pipe = pipe_cls.from_pretrained(str(path), **kwargs).to(device)
-        except OSError as e:
+        except Exception as e:  # diffusers and safetensors raise many error types for damaged folders
             raise ProcvidError(f"{path}: cannot load the diffusers folder ({_safetensors_only(e)})") from None
         pipe.set_progress_bar_config(disable=True)
         size = pipe.unet.config.sample_size * pipe.vae_scale_factor

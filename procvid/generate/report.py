@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from procvid.outputs import atomic_save, atomic_write
+from procvid.outputs import atomic_save, atomic_write, ensure_dir
 
 DISPLAY = 160  # px per tile in the contact sheet and on the page
 CAPTION_LINES = 4
@@ -26,6 +26,8 @@ def load_image(path: str | Path) -> np.ndarray:
     from procvid.errors import ProcvidError
 
     path = Path(path)
+    if path.is_dir():
+        raise ProcvidError(f"start image {path} is a folder, not an image file")
     if not path.is_file():
         raise ProcvidError(f"start image {path} not found")
     try:
@@ -68,8 +70,7 @@ def write_outputs(out_dir: str | Path, plan: dict, start: np.ndarray, images: li
                   settings: dict) -> dict:
     """start.png, step_NN.png, contact_sheet.png, index.html and (last: it marks the folder
     complete) plan.json in `out_dir`, each written atomically."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(out_dir)
     texts = [s["text"] for s in plan["steps"]]
     start_file = _save_png(start, out / "start.png")
     for step, img in zip(plan["steps"], images):

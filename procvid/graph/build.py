@@ -9,7 +9,7 @@ from pathlib import Path
 
 from procvid.graph.export import FORMATS, read_json, write_all
 from procvid.graph.induce import DEFAULT_METHOD, induce_graph
-from procvid.outputs import Manifest, stamp
+from procvid.outputs import Manifest, prepare_output_dir, stamp
 
 
 def file_stem(task_id: str) -> str:
@@ -27,7 +27,7 @@ def build_graphs(sequences: dict[str, list[list]], tasks: dict, out_dir: str | P
                  options: dict | None = None, formats=FORMATS) -> dict[str, dict]:
     """Graph scripts of the tasks in `sequences` (task id -> step sequences, one per video; tasks
     without sequences are left out). Returns task id -> {"graph", "files", "videos"}."""
-    out_dir = Path(out_dir)
+    out_dir = prepare_output_dir(out_dir)
     options = options or {}
     manifest = Manifest(out_dir)
     result = {}

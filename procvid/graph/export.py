@@ -8,7 +8,7 @@ from pathlib import Path
 
 from procvid.errors import ProcvidError
 from procvid.graph.script import END, START
-from procvid.outputs import atomic_save, atomic_write
+from procvid.outputs import atomic_save, atomic_write, ensure_dir
 
 FORMATS = ("json", "graphml", "dot", "png")
 
@@ -24,13 +24,30 @@ def write_json(graph, path) -> Path:
 
 
 def read_json(path):
-    """A graph written by write_json (or any node-link file with edges="edges")."""
+    """A graph script written by write_json (or any node-link file with edges="edges"), checked: every
+    edge joins listed nodes, START and END are there and the graph has no cycle."""
     import networkx as nx
 
     try:
-        return nx.node_link_graph(json.loads(Path(path).read_text(encoding="utf-8")), edges="edges")
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ProcvidError(f"{path}: cannot read the graph file ({e.strerror or e})") from None
+    try:
+        data = json.loads(text)
+        listed = {n["id"] for n in data["nodes"]}
+        unknown = [e[k] for e in data["edges"] for k in ("source", "target") if e[k] not in listed]
+        graph = nx.node_link_graph(data, edges="edges")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ProcvidError(f"{path}: not a node-link graph file ({e})") from None
+    if unknown:
+        raise ProcvidError(f"{path}: an edge names step {unknown[0]!r}, which is not among the graph's nodes")
+    missing = [n for n in (START, END) if n not in graph]
+    if missing:
+        raise ProcvidError(f"{path}: not a graph script (no {missing[0]} node)")
+    if not nx.is_directed_acyclic_graph(graph):
+        cycle = " -> ".join(str(u) for u, _ in nx.find_cycle(graph))
+        raise ProcvidError(f"{path}: a graph script has no cycles, but this one has {cycle}")
+    return graph
 
 
 def write_graphml(graph, path) -> Path:
@@ -134,8 +151,7 @@ def write_png(graph, path, title: str | None = None) -> Path:
 
 def write_all(graph, out_dir, stem: str, title: str | None = None, formats=FORMATS) -> list[Path]:
     """The graph as <stem>.json/.graphml/.dot/.png in out_dir."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = ensure_dir(out_dir)
     writers = {
         "json": lambda p: write_json(graph, p),
         "graphml": lambda p: write_graphml(graph, p),

@@ -7,7 +7,7 @@ import html
 import os
 from pathlib import Path
 
-from procvid.outputs import atomic_write
+from procvid.outputs import atomic_write, prepare_output_dir
 
 
 STYLE = """
@@ -112,13 +112,17 @@ def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
 
 def write_report(out: Path, videos: list, graphs: dict | None = None,
                  segmentation: dict | None = None, grounding: dict | None = None, generation: dict | None = None,
-                 grounding_scores: dict | None = None) -> Path:
-    """Write OUT/report/index.html from the stage outputs under OUT (procvid.pipeline)."""
+                 grounding_scores: dict | None = None, failures: dict | None = None) -> Path:
+    """Write OUT/report/index.html from the stage outputs under OUT (procvid.pipeline); `failures`:
+    input -> reason, for the inputs some stage could not process."""
     out = Path(out)
-    report_dir = out / "report"
+    report_dir = prepare_output_dir(out / "report")
     grounding = grounding or {}
     body = [f"<h1>procvid report</h1><p class='muted'>{len(videos)} videos"
             + (f", {len(graphs)} tasks" if graphs else "") + "</p>"]
+    if failures:
+        body.append(f"<h2 class='missing'>{len(failures)} input(s) failed</h2>"
+                    + _table([[item, reason] for item, reason in sorted(failures.items())], ["input", "reason"]))
     if segmentation:
         body.append(_segmentation_summary(segmentation))
     if grounding_scores:

@@ -260,11 +260,19 @@ def detector_class(name: str) -> type[Detector]:
 def get_detector(name: str, **params) -> Detector:
     """A detector by registry name with its parameters (unknown parameters are an error)."""
     cls = detector_class(name)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(params) - known)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - set(fields))
     if unknown:
         raise ProcvidError(
             f"unknown parameter(s) for detector {name!r}: {', '.join(unknown)}; "
-            f"expected: {', '.join(sorted(known))}"
+            f"expected: {', '.join(sorted(fields))}"
         )
+    for key, value in params.items():
+        default = fields[key].default
+        number = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if (number and (isinstance(value, bool) or not isinstance(value, (int, float)))) \
+                or (isinstance(default, bool) and not isinstance(value, bool)) \
+                or (isinstance(default, str) and not isinstance(value, str)):
+            raise ProcvidError(f"detector {name!r}: parameter {key}={value!r} should be a {type(default).__name__} "
+                               f"(default {default!r})")
     return cls(**params)

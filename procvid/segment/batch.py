@@ -92,7 +92,7 @@ def embed_missing(items: list[Item], features_dir: Path, encoder_spec: str, samp
         if it.features is None:
             reason = embedded.reasons.get(str(it.video))
             if reason is not None:
-                summary.fail(failures, str(it.video), reason)
+                summary.fail(failures, str(it.video), reason, logged=True)
                 continue
             it.features = features.entry_paths(features_dir, it.rel)[1]
         kept.append(it)
@@ -186,7 +186,6 @@ def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, d
             source = str(job.item.video or job.item.features)
             if error:
                 summary.fail(failures, source, error)
-                log.warning("%s: %s", source, error)
             else:
                 frames, encoder_id = result
                 manifest.record(job.paths["json"], job.stamp)

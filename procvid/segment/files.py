@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from procvid.errors import ProcvidError
-from procvid.outputs import atomic_save
+from procvid.outputs import atomic_save, ensure_dir
 from procvid.segment.base import Segment
 
 FORMAT = "procvid-segments"
@@ -107,14 +107,21 @@ def read_segments_file(path: str | os.PathLike) -> tuple[dict, list[Segment]]:
     data = read_segments_doc(path)
     header = {k: v for k, v in data.items() if k != "segments"}
     header["timestamps"] = np.asarray(data["timestamps"], dtype=np.float64)
-    return header, [Segment.from_dict(d) for d in data["segments"]]
+    try:
+        segments = [Segment.from_dict(d) for d in data["segments"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ProcvidError(f"{path}: malformed segment ({e})") from None
+    for i, seg in enumerate(segments, 1):
+        if not 0 <= seg.start <= seg.end:
+            raise ProcvidError(f"{path}: segment {i} has times {seg.start:g}-{seg.end:g} s (need 0 <= start <= end)")
+    return header, segments
 
 
 def write_keyframes(images: list[np.ndarray], folder: Path, fmt: str = "jpg") -> list[Path]:
     """Save one thumbnail per segment as ``folder/NNN.<fmt>``; return the file paths."""
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder)
     for old in folder.glob(f"*.{fmt}"):  # a previous run may have had more segments
         old.unlink()
     paths = []
