@@ -169,8 +169,10 @@ class GroundInput:
 class _Texts:
     """Per-worker state: the encoder (loaded on first use) and each task's step-text embeddings."""
 
-    def __init__(self, encoder: str, device: str):
-        self.spec, self.device, self.encoder, self.texts = encoder, device, None, {}
+    def __init__(self, encoder, device: str):
+        """encoder: a spec (loaded on first use) or an Encoder."""
+        self.spec, self.device, self.texts = encoder, device, {}
+        self.encoder = None if isinstance(encoder, str) else encoder
 
     def __call__(self, task) -> tuple:
         if self.encoder is None:
@@ -182,7 +184,7 @@ class _Texts:
         return self.texts[task.id], self.encoder.id
 
 
-def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, graphs: dict, encoder: str = "video",
+def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, graphs: dict, encoder="video",
                  order: str = "auto", drop_percentile: float = DROP_PERCENTILE, step_cost: float = STEP_COST,
                  device: str = "auto", progress: bool = True) -> tuple[dict[str, dict], RunSummary]:
     """Ground every input against its task's step texts into ``out_dir/<stem>.steps.json``; a
@@ -204,7 +206,7 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
                 graph = graphs.get(task.id) if chosen == "graph" else None
                 source = digest(item.video.doc) if item.video is not None else file_digest(item.source)
                 key = stamp("ground", [source, task.id, task.texts(), digest(_edges(graph))],
-                            {"encoder": encoder, "order": chosen, "drop_percentile": drop_percentile,
+                            {"encoder": encoder if isinstance(encoder, str) else encoder.id, "order": chosen, "drop_percentile": drop_percentile,
                              "step_cost": step_cost})
                 doc = read_steps(path) if manifest.is_current(path, key) else None
                 if doc is not None:

@@ -34,9 +34,9 @@ class RunConfig:
     ground_order: str = "auto"  # linear, graph, any; auto: graph where the task's graph is known
     graph_method: str = "precedence"
     graph_tolerance: float = 0.0
-    generate: bool = True  # one key-step generation example per task
+    generate: bool = True  # one key-step generation example per task, when a generator is given
     generate_steps: int = 5
-    kig: str | None = None  # key-step image generator folder (None: the shipped procvid-kig)
+    kig: str | None = None  # key-step image generator folder, or "shipped" (procvid-kig); None: none
     seed: int = 0
     device: str = defaults.DEVICE
     workers: int = defaults.WORKERS
@@ -44,7 +44,13 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, **overrides) -> RunConfig:
+        """Settings from a preset (a YAML file, or a name in configs/run/: default, synthetic), then
+        `overrides` that are not None."""
         values = {}
+        if path and not Path(path).suffix and not Path(path).exists():
+            from procvid.paths import REPO_ROOT
+
+            path = REPO_ROOT / "configs" / "run" / f"{path}.yaml"
         if path:
             try:
                 values = yaml.safe_load(Path(path).read_text()) or {}
@@ -89,6 +95,8 @@ class RunResult:
     graphs: dict  # task id -> {"name", "graph", "videos", "source", "png", "scores"}
     generation: dict  # task id -> {"name", "contact_sheet", "html", "steps", "kig"}
     failed: int = 0  # inputs that failed in some stage (listed in the stages' failures.jsonl)
+    skipped: list = field(default_factory=list)  # (what was not done, why, the flag that does it)
+    warnings: list = field(default_factory=list)  # models used on footage they are not for
 
 
 def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: str | None = None,
@@ -101,6 +109,8 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     the graph scripts then come from the grounded step paths."""
     from procvid.data import load_dataset
     from procvid.data.crosstask import read_ground_truth
+    from procvid.domain import mismatch_warnings
+    from procvid.encoders import load_encoder
     from procvid.engine import make_engine
     from procvid.generate.examples import generation_examples
     from procvid.graph.build import build_graphs, method_options
@@ -127,16 +137,26 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     gt_dir = _ground_truth_dir(dataset)
     truth = read_ground_truth(gt_dir) if gt_dir else {}
     engine = make_engine(config.engine, config.workers, progress)
-    segmented = segment_batch(inputs, out / "segments", get_detector(config.method, **config.method_params),
-                              features_dir=out / "features", encoder=config.encoder, sampling=Sampling(fps=config.fps),
-                              device=config.device, progress=progress, engine=engine)
+    encoder = load_encoder(config.encoder, device=config.device)
+    detector = get_detector(config.method, **config.method_params)
+    segmented = segment_batch(inputs, out / "segments", detector, features_dir=out / "features", encoder=encoder,
+                              sampling=Sampling(fps=config.fps), device=config.device, progress=progress,
+                              engine=engine)
     log.info("segments: %s", segmented.line())
+    skipped = []
 
     task_by_video = {v.video_id: v.task_id for v in dataset.videos} if dataset else {}
     videos = load_segmented(out / "segments", (lambda stem: task_by_video.get(stem)) if dataset else
                             (lambda stem: task_of(stem, task, tasks)) if tasks else None, truth)
-    grounding, grounded = ground_batch([GroundInput(v.stem, v.segments, v.task, v) for v in videos if v.task in tasks],
-                                       out / "steps", tasks, known_graphs, config.encoder, config.ground_order,
+    named = [GroundInput(v.stem, v.segments, v.task, v) for v in videos if v.task in tasks]
+    if not tasks:
+        skipped.append(("steps not named, no graph scripts", "no task steps were given",
+                        "--steps tasks.json (or --annotations DATASET)"))
+    elif not encoder.has_text:
+        skipped.append(("steps not named", f"{encoder.id} has no text tower",
+                        "--encoder ViT-B-32:/path/to/open_clip_pytorch_model.bin (a joint image-text model)"))
+        named = []
+    grounding, grounded = ground_batch(named, out / "steps", tasks, known_graphs, encoder, config.ground_order,
                                        device=config.device, progress=progress)
     draw_timelines(videos, grounding, progress)
 
@@ -159,18 +179,30 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                            "scores": graph_scores(info["graph"], true_graph) if true_graph is not None else None}
 
     generation = {}
-    if config.generate:
+    if config.generate and graphs and not config.kig:
+        skipped.append(("no key-step images", "no key-step image generator was given",
+                        "--kig /path/to/instruct-pix2pix (or --config configs/run/synthetic.yaml for the shipped toy "
+                        "generator)"))
+    elif config.generate and graphs:
         firsts = {}
         for v in videos:
             firsts.setdefault(v.task, (v.stem, v.doc.get("video")))
         generation = generation_examples(tasks, {t: g["graph"] for t, g in graphs.items()}, sequences, firsts,
-                                         out / "generate", config.kig, config.generate_steps, config.seed,
+                                         out / "generate", None if config.kig == "shipped" else config.kig,
+                                         config.generate_steps, config.seed,
                                          config.device, progress)
     segmentation = score_segments(out / "segments", truth) if gt_dir else {}
     grounding_scores = score_grounding(videos, grounding)
     failures = {**segmented.reasons, **grounded.reasons}
-    report = write_report(out, videos, graphs, segmentation, grounding, generation, grounding_scores, failures)
-    return RunResult(report, segmentation, grounding, grounding_scores, graphs, generation, len(failures))
+    models = {encoder.id: encoder.domain, f"the {detector.name} detector": getattr(detector, "domain", None),
+              **{f"key-step generator {g['kig']}": g.get("domain") for g in generation.values()}}
+    warnings = mismatch_warnings(models, [v.doc.get("video") for v in videos])
+    for line in warnings:
+        log.warning(line)
+    report = write_report(out, videos, graphs, segmentation, grounding, generation, grounding_scores, failures,
+                          skipped, warnings)
+    return RunResult(report, segmentation, grounding, grounding_scores, graphs, generation, len(failures), skipped,
+                     warnings)
 
 
 def _ground_truth_dir(dataset) -> Path | None:

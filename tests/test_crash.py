@@ -25,7 +25,10 @@ def world(tmp_path_factory):
 
     w = tmp_path_factory.mktemp("crash_world")
     generate_world(w, num_videos=3, seed=31, size=64, min_duration=12, max_duration=16, progress=False)
-    (w / "preset.yaml").write_text("generate_steps: 2\n")
+    from procvid.paths import REPO_ROOT
+
+    synthetic = (REPO_ROOT / "configs" / "run" / "synthetic.yaml").read_text()
+    (w / "preset.yaml").write_text(synthetic.replace("generate_steps: 5", "generate_steps: 2"))
     return w
 
 

@@ -11,7 +11,9 @@ def add_arguments(p):
     p.add_argument("--out", default="demo_out", help="output folder (a rerun reuses what is there)")
     p.add_argument("--videos", type=int, default=18, help="videos to synthesise (spread over the tasks)")
     p.add_argument("--seed", type=int, default=100, help="world seed (the shipped models were trained on seed 0)")
-    p.add_argument("--config", default=None, help="YAML preset for the pipeline (configs/run/*.yaml)")
+    p.add_argument("--config", default="synthetic",
+                   help="pipeline preset: a name in configs/run/ or a YAML file (default synthetic: the shipped "
+                        "models trained on this world)")
     p.add_argument("--no-progress", action="store_true")
 
 

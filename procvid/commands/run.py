@@ -24,7 +24,8 @@ def add_arguments(p):
                         "a dataset; steps are grounded and graph scripts built from the grounded step paths")
     p.add_argument("--task", metavar="ID", help="with --steps: the task of every video (default: the only task, "
                                                  "or each video's <task>_ name prefix)")
-    p.add_argument("--config", help="YAML preset (configs/run/*.yaml)")
+    p.add_argument("--config", default="default", help="pipeline preset: a name in configs/run/ (default, synthetic) or a YAML file "
+                                    "(default: configs/run/default.yaml, for real videos)")
     options.add_encoder(p, default=None)
     p.add_argument("--method", type=DETECTORS.check, metavar="NAME",
                    help="boundary detector (see `procvid list detectors`; default from the config)")
@@ -54,6 +55,8 @@ def run(args) -> int:
                                  generate=False if args.no_generate else None)
     result = run_pipeline(args.inputs, args.out, config, annotations=args.annotations, steps=args.steps,
                           task=args.task, progress=not args.no_progress)
+    for what, why, flag in result.skipped:
+        print(f"skipped: {what} ({why}); to get it: {flag}")
     print(f"report: {result.report}")
     if result.failed:
         print(f"{result.failed} input(s) failed; reasons in the failures.jsonl of {args.out}/segments and "

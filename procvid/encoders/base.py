@@ -72,6 +72,8 @@ class Encoder(ABC):
     requested_precision: str = "auto"
     image_size: int | None = None  # input side for image encoders; None for text-only ones
     fps: float | None = None  # sequence encoders: the sampling rate their time window was trained at
+    domain: str | None = None  # the footage it is for, when narrower than any video (procvid.domain)
+    has_text: bool = True  # False for image-only encoders: nothing can be named or grounded with them
     # Rows per forward pass. Every pass gets exactly this many (the last one padded): on CPU a row's
     # result depends on the batch size, so fixed-size passes make a frame's vector independent of
     # which other frames share its batch, and every engine writes identical features.

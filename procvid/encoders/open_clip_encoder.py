@@ -130,6 +130,19 @@ class _RandomInitNotice(logging.Filter):
         return "initialized randomly" not in record.getMessage()
 
 
+def _declared_domain(weights: str | None) -> str | None:
+    """The footage weights are for, when a procvid config.json beside the weights file declares it
+    (our shipped procvid-clip-tiny does; real pretrained weights declare nothing: any footage)."""
+    import json
+
+    if not weights or not Path(weights).is_file():
+        return None
+    try:
+        return json.loads((Path(weights).parent / "config.json").read_text()).get("domain")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 class OpenClipEncoder(Encoder):
     """An open_clip CLIP model used frozen, in eval mode."""
 
@@ -178,6 +191,7 @@ class OpenClipEncoder(Encoder):
         self.dim = int(self.model.text_projection.shape[1]) if hasattr(self.model, "text_projection") \
             and self.model.text_projection is not None else int(self.encode_texts(["x"]).shape[1])
         self.id = f"open_clip:{name}:{weights_id}"
+        self.domain = _declared_domain(weights)
         self._built_from(name if name.startswith(("hf-hub:", "local-dir:")) else f"{name}:{pretrained}", device,
                          precision)
 

@@ -76,6 +76,7 @@ class VideoTinyEncoder(Encoder):
         except ProcvidError as e:
             raise EncoderError(str(e)) from None
         self.config = net.info
+        self.domain = net.info.get("domain")
         weights = model_folder(folder) / WEIGHTS_NAME
         self.device = resolve_device(device)
         self.precision = precision  # tiny convolutions: always fp32

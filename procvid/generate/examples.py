@@ -59,12 +59,14 @@ def generation_examples(tasks: dict, graphs: dict, sequences: dict, first_videos
             if generator is None:
                 generator = _load_kig(kig, device)
             start = frames_at(source, [0.0], short_side=max(generator.image_size, 128))[0]
-            generate_key_steps(generator, plan, start, folder, seed=seed, settings=wanted)
+            generate_key_steps(generator, plan, start, folder, seed=seed,
+                               settings={**wanted, "domain": getattr(generator, "domain", None)})
             manifest.record(folder / "plan.json", key)
             record = _read_json(folder / "plan.json")
         result[task_id] = {"name": task.name, "contact_sheet": folder / "contact_sheet.png",
                            "html": folder / "index.html", "steps": [s["text"] for s in record.get("steps", [])],
-                           "kig": record.get("settings", {}).get("kig")}
+                           "kig": record.get("settings", {}).get("kig"),
+                           "domain": record.get("settings", {}).get("domain")}
     return result
 
 

@@ -250,7 +250,9 @@ class KeyStepGenerator:
             scheduler = DPMSolverMultistepScheduler.from_pretrained(path / "scheduler")
         except Exception as e:  # diffusers and safetensors raise many error types for damaged folders
             raise ProcvidError(f"{path}: cannot load the KIG folder ({_safetensors_only(e)})") from None
-        return cls(unet, scheduler, text_encoder, index["image_size"], index["fold"], device)
+        generator = cls(unet, scheduler, text_encoder, index["image_size"], index["fold"], device)
+        generator.domain = index.get("_procvid_domain")  # which footage it is for (procvid.domain)
+        return generator
 
 
 def _safetensors_only(error: Exception) -> str:

@@ -112,7 +112,8 @@ def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
 
 def write_report(out: Path, videos: list, graphs: dict | None = None,
                  segmentation: dict | None = None, grounding: dict | None = None, generation: dict | None = None,
-                 grounding_scores: dict | None = None, failures: dict | None = None) -> Path:
+                 grounding_scores: dict | None = None, failures: dict | None = None, skipped: list | None = None,
+                 warnings: list | None = None) -> Path:
     """Write OUT/report/index.html from the stage outputs under OUT (procvid.pipeline); `failures`:
     input -> reason, for the inputs some stage could not process."""
     out = Path(out)
@@ -120,6 +121,11 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
     grounding = grounding or {}
     body = [f"<h1>procvid report</h1><p class='muted'>{len(videos)} videos"
             + (f", {len(graphs)} tasks" if graphs else "") + "</p>"]
+    for line in warnings or []:
+        body.append(f"<p class='missing'>warning: {html.escape(line)}</p>")
+    if skipped:
+        body.append("<h2>Not done in this run</h2>" + _table(
+            [[what, why, flag] for what, why, flag in skipped], ["what", "why", "to get it"]))
     if failures:
         body.append(f"<h2 class='missing'>{len(failures)} input(s) failed</h2>"
                     + _table([[item, reason] for item, reason in sorted(failures.items())], ["input", "reason"]))

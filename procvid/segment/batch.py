@@ -74,17 +74,18 @@ def collect_inputs(inputs: list[str | os.PathLike], exclude: Path | None = None)
     return [items[k] for k in sorted(items)]
 
 
-def embed_missing(items: list[Item], features_dir: Path, encoder_spec: str, sampling: Sampling, device: str,
+def embed_missing(items: list[Item], features_dir: Path, encoder_spec, sampling: Sampling, device: str,
                   engine, progress: bool, failures: FailureLog, summary: RunSummary) -> list[Item]:
     """Fill in the features of video items through the cache (current entries are reused); the
-    items whose video cannot be embedded are logged as failures and dropped."""
+    items whose video cannot be embedded are logged as failures and dropped. encoder_spec: a spec
+    (loaded only when some video needs embedding) or an Encoder."""
     from procvid.embedding import embed_videos
     from procvid.encoders import load_encoder
 
     videos = [it for it in items if it.features is None]
     if not videos:
         return items
-    encoder = load_encoder(encoder_spec, device=device)
+    encoder = load_encoder(encoder_spec, device=device) if isinstance(encoder_spec, str) else encoder_spec
     embedded = embed_videos([(it.video, it.rel) for it in videos], features_dir, encoder, sampling,
                             progress=progress, engine=engine)
     kept = []
@@ -153,7 +154,7 @@ class _Same:
 
 def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, detector: Detector,
                   num_segments: int | None = None, features_dir: str | os.PathLike | None = None,
-                  encoder: str = "video", sampling: Sampling = Sampling(fps=2.0), keyframes: str | None = "jpg",
+                  encoder="video", sampling: Sampling = Sampling(fps=2.0), keyframes: str | None = "jpg",
                   shard: tuple[int, int] = (0, 1), overwrite: bool = False, device: str = "auto",
                   progress: bool = True, engine=None) -> RunSummary:
     """Segment every input into ``out_dir`` (format in procvid.segment.files). Videos are embedded

@@ -182,6 +182,11 @@ class SBDDetector(Detector):
         """Id of the encoder whose features the predictor was trained on."""
         return predictor(self.checkpoint).info.get("encoder")
 
+    @property
+    def domain(self) -> str | None:
+        """The footage the predictor was trained on (procvid.domain)."""
+        return predictor(self.checkpoint).info.get("domain")
+
     def find_boundaries(self, X, step, num_segments):
         model = predictor(self.checkpoint)
         dim = self.input_dim
