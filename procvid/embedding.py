@@ -165,6 +165,8 @@ def embed_videos(
                     encoder.id, encoder.fps, sampling.to_dict())
     jobs = plan_jobs(videos, out_dir, encoder.id, sampling, encoder.image_size, shard, overwrite, summary,
                      failures)
+    for job in jobs:
+        job.key["encoder_spec"] = encoder.spec  # not part of the cache key: what rebuilds the encoder
     with Progress(summary, "embed", progress) as bar:
         outcomes = engine.map_batched(_Decode(sampling, encoder.image_size, batch_size), _encode, _Write(out_dir),
                                       jobs, EncoderSetup(encoder), batch_size)

@@ -46,6 +46,16 @@ def error_reason(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def _setup_once(setup: Callable | None, items: list) -> tuple[Any, str]:
+    """(state, "") from one call of setup, or (None, its error reason): then every item fails with it."""
+    if setup is None or not items:
+        return None, ""
+    try:
+        return setup(), ""
+    except Exception as e:
+        return None, error_reason(e)
+
+
 class LocalEngine:
     """This process: ``workers`` threads produce ahead of the consuming (main) thread."""
 
@@ -57,11 +67,13 @@ class LocalEngine:
         self.workers = workers
 
     def map(self, work: Callable, items: Iterable, setup: Callable | None = None) -> Iterator[Outcome]:
-        state = None
+        items = list(items)
+        state, failed = _setup_once(setup, items)
         for item in items:
+            if failed:
+                yield item, None, failed
+                continue
             try:
-                if setup is not None and state is None:
-                    state = setup()
                 yield item, work(state, item), ""
             except Exception as e:  # recorded per item; the batch goes on
                 yield item, None, error_reason(e)
@@ -69,9 +81,10 @@ class LocalEngine:
     def map_batched(self, produce: Callable, consume: Callable, finish: Callable, items: Iterable,
                     setup: Callable, batch_size: int) -> Iterator[Outcome]:
         items = list(items)
-        if not items:
+        state, failed = _setup_once(setup, items)
+        if failed:
+            yield from ((item, None, failed) for item in items)
             return
-        state = setup()
         todo: queue.Queue = queue.Queue()
         for j in range(len(items)):
             todo.put(j)
@@ -214,9 +227,11 @@ class RayEngine:
             try:
                 chunks = list(produce(items[row["i"]]))
                 rows = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros((0,), np.uint8)
-                return {"i": row["i"], "rows": rows, "aux": [c[1] for c in chunks], "error": ""}
+                return {"i": row["i"], "rows": rows, "sizes": [len(c[0]) for c in chunks],
+                        "aux": [c[1] for c in chunks], "error": ""}
             except Exception as e:
-                return {"i": row["i"], "rows": np.zeros((0,), np.uint8), "aux": [], "error": error_reason(e)}
+                return {"i": row["i"], "rows": np.zeros((0,), np.uint8), "sizes": [], "aux": [],
+                        "error": error_reason(e)}
 
         class Worker:
             def __init__(self):
@@ -231,8 +246,8 @@ class RayEngine:
                 if error:
                     return {"i": row["i"], "value": None, "error": error}
                 try:
-                    rows = row["rows"]
-                    outputs = consume(self.state, [rows[k: k + batch_size] for k in range(0, len(rows), batch_size)])
+                    rows, bounds = row["rows"], np.cumsum([0, *row["sizes"]])
+                    outputs = consume(self.state, [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
                     value = finish(self.state, items[row["i"]], outputs, list(row["aux"]))
                     return {"i": row["i"], "value": value, "error": ""}
                 except Exception as e:

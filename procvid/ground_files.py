@@ -102,7 +102,14 @@ def ground_loaded(source: Path, features: Path, units, loaded: tuple, task, text
                   step_cost: float = STEP_COST) -> dict:
     """`ground_file` on inputs the caller has read already: `units` as from read_units, `loaded` =
     load_features(features)."""
+    import numpy as np
+
     X, t, meta = loaded
+    text_dim = np.shape(text_embeddings)[-1]
+    if np.ndim(X) == 2 and X.shape[1] != text_dim:
+        raise ProcvidError(f"features from {meta.get('encoder') or 'an unknown encoder'} are "
+                           f"{X.shape[1]}-d, step texts from {encoder_id} are {text_dim}-d: embed and ground with "
+                           "one joint image-text model (--encoder on both; e.g. ViT-B-32:/path/to/weights)")
     if meta.get("encoder") and meta["encoder"] != encoder_id:
         log.warning("%s: features come from %s, step texts from %s: the similarities mean little",
                     source.name, meta["encoder"], encoder_id)
@@ -166,6 +173,10 @@ class GroundInput:
     video: object | None = None
 
 
+class _NoText(ProcvidError):
+    pass
+
+
 class _Texts:
     """Per-worker state: the encoder (loaded on first use) and each task's step-text embeddings."""
 
@@ -179,22 +190,26 @@ class _Texts:
             from procvid.encoders import load_encoder
 
             self.encoder = load_encoder(self.spec, device=self.device)
+        if not self.encoder.has_text:  # a setting, not a bad input: stops the stage
+            raise _NoText(f"{self.encoder.id} has no text tower, so it cannot name steps: ground with a joint "
+                          "image-text model (--encoder ViT-B-32:/path/to/open_clip_pytorch_model.bin)")
         if task.id not in self.texts:
             self.texts[task.id] = self.encoder.encode_texts(list(task.texts().values()))
         return self.texts[task.id], self.encoder.id
 
 
-def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, graphs: dict, encoder="video",
+def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, graphs: dict, encoder=None,
                  order: str = "auto", drop_percentile: float = DROP_PERCENTILE, step_cost: float = STEP_COST,
                  device: str = "auto", progress: bool = True) -> tuple[dict[str, dict], RunSummary]:
     """Ground every input against its task's step texts into ``out_dir/<stem>.steps.json``; a
     steps file whose inputs and settings did not change is read, not recomputed. Returns
-    ({stem: steps document}, summary); failures are listed in ``out_dir/failures.jsonl``."""
+    ({stem: steps document}, summary); failures are listed in ``out_dir/failures.jsonl``. encoder:
+    a spec, an Encoder, or None for the encoder that made each input's features."""
     out_dir = Path(out_dir)
     manifest = Manifest(out_dir)
     summary = RunSummary(total=len(inputs))
     failures = FailureLog(out_dir)
-    texts = _Texts(encoder, device)
+    texts = {}  # encoder spec -> _Texts
     orders = {item.task: choose_order(order, item.task, graphs) for item in inputs}  # a bad setting stops here
     result = {}
     with Progress(summary, "ground", progress) as bar:
@@ -206,13 +221,15 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
                 graph = graphs.get(task.id) if chosen == "graph" else None
                 source = digest(item.video.doc) if item.video is not None else file_digest(item.source)
                 key = stamp("ground", [source, task.id, task.texts(), digest(_edges(graph))],
-                            {"encoder": encoder if isinstance(encoder, str) else encoder.id, "order": chosen, "drop_percentile": drop_percentile,
+                            {"encoder": encoder if isinstance(encoder, str) or encoder is None else encoder.id, "order": chosen, "drop_percentile": drop_percentile,
                              "step_cost": step_cost})
                 doc = read_steps(path) if manifest.is_current(path, key) else None
                 if doc is not None:
                     summary.skipped += 1
                 else:
-                    embeddings, encoder_id = texts(task)
+                    spec = encoder if encoder is not None else _features_spec(item)
+                    embeddings, encoder_id = texts.setdefault(spec if isinstance(spec, str) else id(spec),
+                                                              _Texts(spec, device))(task)
                     if item.video is not None:
                         v = item.video
                         doc = ground_loaded(v.segments, Path(v.doc["features"]), v.units, v.features, task,
@@ -224,10 +241,23 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
                     manifest.record(path, key)
                     summary.done += 1
                 result[item.stem] = doc
+            except _NoText:
+                raise
             except ProcvidError as e:
                 summary.fail(failures, str(item.source), str(e))
             bar.update()
     return result, summary
+
+
+def _features_spec(item: GroundInput) -> str:
+    """The spec of the encoder that made an input's features (recorded by procvid embed)."""
+    from procvid.features import read_sidecar
+
+    features = Path(item.video.doc["features"]) if item.video is not None else read_units(item.source)[0]
+    spec = (read_sidecar(features) or {}).get("encoder_spec")
+    if not spec:
+        raise ProcvidError(f"{features}: the features do not say which encoder made them; pass --encoder")
+    return spec
 
 
 def _edges(graph) -> list:

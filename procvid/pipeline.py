@@ -5,7 +5,8 @@ generation examples (procvid.generate.examples) and the report (procvid.report.h
 Each stage writes files that the next reads and skips outputs that are current, so a rerun after an
 interruption continues where it stopped and a rerun of a finished run rewrites nothing.
 Layout of OUT: features/, segments/ (JSON, CSV, key frames, timelines), steps/ (grounded step paths),
-graphs/, generate/<task>/ (plan, key-step images, contact sheet), report/index.html.
+graphs/, mistakes/ (each grounded path checked against its task's graph script, procvid.mistakes.batch),
+generate/<task>/ (plan, key-step images, contact sheet), report/index.html.
 """
 
 from __future__ import annotations
@@ -20,16 +21,16 @@ from procvid import defaults
 from procvid.errors import ProcvidError
 
 log = logging.getLogger(__name__)
-STAGE_DIRS = ("features", "segments", "steps", "graphs", "generate", "report")
+STAGE_DIRS = ("features", "segments", "steps", "graphs", "mistakes", "generate", "report")
 
 
 @dataclass
 class RunConfig:
     """Pipeline settings; a YAML preset (configs/run/*.yaml) sets any of these fields."""
 
-    encoder: str = defaults.ENCODER  # segments and grounding: the clip-level model, in the default text space
+    encoder: str = defaults.ENCODER  # segments, and grounding when it has a text tower
     fps: float = defaults.FPS
-    method: str = "sbd"
+    method: str = defaults.METHOD
     method_params: dict = field(default_factory=dict)
     ground_order: str = "auto"  # linear, graph, any; auto: graph where the task's graph is known
     graph_method: str = "precedence"
@@ -97,6 +98,7 @@ class RunResult:
     failed: int = 0  # inputs that failed in some stage (listed in the stages' failures.jsonl)
     skipped: list = field(default_factory=list)  # (what was not done, why, the flag that does it)
     warnings: list = field(default_factory=list)  # models used on footage they are not for
+    mistakes: dict = field(default_factory=dict)  # stem -> mistakes/<stem>.mistakes.json (procvid.mistakes.batch)
 
 
 def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: str | None = None,
@@ -118,6 +120,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     from procvid.metrics.graph import graph_scores
     from procvid.metrics.grounding import score_grounding
     from procvid.metrics.segment_eval import score_segments
+    from procvid.mistakes.batch import check_paths
     from procvid.outputs import prepare_output_dir, refuse_symlink
     from procvid.report.html import write_report
     from procvid.report.timeline import draw_timelines
@@ -134,6 +137,8 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
         tasks, known_graphs = dataset.tasks, dataset.graphs
     else:
         tasks, known_graphs = load_tasks(steps) if steps else ({}, {})
+    if task is not None:
+        task_of("", task, tasks)  # an unknown --task stops the run before any work
     gt_dir = _ground_truth_dir(dataset)
     truth = read_ground_truth(gt_dir) if gt_dir else {}
     engine = make_engine(config.engine, config.workers, progress)
@@ -177,6 +182,8 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
         graphs[task_id] = {"name": tasks[task_id].name, "graph": info["graph"], "videos": info["videos"],
                            "source": source, "png": next(f for f in info["files"] if f.suffix == ".png"),
                            "scores": graph_scores(info["graph"], true_graph) if true_graph is not None else None}
+    # each grounded step path checked online against its task's graph script
+    mistakes = check_paths(grounding, {t: g["graph"] for t, g in graphs.items()}, tasks, out / "mistakes")
 
     generation = {}
     if config.generate and graphs and not config.kig:
@@ -200,9 +207,9 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     for line in warnings:
         log.warning(line)
     report = write_report(out, videos, graphs, segmentation, grounding, generation, grounding_scores, failures,
-                          skipped, warnings)
+                          skipped, warnings, mistakes)
     return RunResult(report, segmentation, grounding, grounding_scores, graphs, generation, len(failures), skipped,
-                     warnings)
+                     warnings, mistakes)
 
 
 def _ground_truth_dir(dataset) -> Path | None:

@@ -92,14 +92,15 @@ def _modules(package: str, *names: str) -> list[str]:
 DETECTORS = Registry("detector", _modules("procvid.segment", "sbd", "uvd", "baselines"))
 GRAPH_METHODS = Registry("graph method", _modules("procvid.graph", "precedence", "tgml", "count"))
 DATASETS = Registry("dataset", _modules("procvid.data", "crosstask", "coin", "captaincook4d", "niv", "ego4d",
-                                        "graph_script", "synthetic_reader"))
+                                        "graph_script", "synthetic_reader", "assembly101"))
 MODELS = Registry("model", _modules("procvid.train", "clip", "video", "sbd", "kig", "script"))
 ENCODERS = Registry("encoder", ["procvid.encoders"])
 GENERATORS = Registry("generator", ["procvid.generate.kig"])
 COMMANDS = Registry("command", _modules("procvid.commands", "demo", "run", "synth", "embed", "segment", "ground",
-                                        "train", "graph", "eval", "generate", "list"))
+                                        "train", "graph", "mistakes", "eval", "generate", "list"))
+MISTAKES = Registry("mistake detector", _modules("procvid.mistakes", "precondition", "probability"))
 EVAL_COMMANDS = Registry("eval command", _modules("procvid.commands", "eval_encoder", "eval_segment"))
 
 # what `procvid list` shows, in this order
 LISTED = {"encoders": ENCODERS, "detectors": DETECTORS, "graph-methods": GRAPH_METHODS, "datasets": DATASETS,
-          "models": MODELS, "generators": GENERATORS, "commands": COMMANDS}
+          "models": MODELS, "generators": GENERATORS, "mistake-detectors": MISTAKES, "commands": COMMANDS}

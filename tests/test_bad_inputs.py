@@ -291,7 +291,7 @@ CASES = [
     Case("sec-pickled-model", "security", "graph predict --model {tmp}/evil.pt --prefix 1",
          ("evil.pt", "not a procvid model folder"), prep=lambda c: pickled_payload(c, "evil.pt"), after=no_marker),
     Case("sec-task-id-traversal", "security",
-         "run {wclip} --out {out} --steps {tmp}/tasks.json --task ../../x --encoder " + ENC +
+         "run {wclip} --out {out} --steps {tmp}/tasks.json --task ../../x --config synthetic --encoder " + ENC +
          " --method uniform --no-progress", rc=0, prep=traversal_run, after=outputs_inside_out),
     Case("sec-symlinked-failures", "security", "embed {clip} {tmp}/junk.mp4 --out {out} " + FAST + " --num-frames 2",
          ("failures.jsonl", "symlink"), rc=(1, 2),
@@ -452,6 +452,12 @@ CASES = [
          prep=png),
     Case("in-segment-missing-features", "input", "segment {tmp}/nope.json --out {out} --no-progress",
          ("nope.json", "no such file")),
+    Case("opt-mistakes-unknown-setting", "options", "mistakes --data {world} --method precondition --set nope=1 "
+         "--out {out}", ("--set", "nope=1")),
+    Case("opt-mistakes-setting-value", "options", "mistakes --data {world} --method probability --set "
+         "threshold=low --out {out}", ("threshold", "low")),
+    Case("graph-mistakes-graphs-not-node-link", "graph", "mistakes --data {world} --method precondition --graphs "
+         "{tmp}/g --out {out}", ("bad.json", "node-link"), prep=yaml_file("{}", "g/bad.json")),
 ]
 
 
@@ -554,4 +560,4 @@ def test_the_table_covers_every_class_and_command():
     assert set(counts) == {"security", "options", "output", "annotation", "graph", "model", "config", "input"}
     commands = {shlex.split(case.argv)[0] for case in CASES}
     assert commands == {"demo", "run", "synth", "embed", "segment", "ground", "train", "graph", "eval", "generate",
-                        "list"}
+                        "list", "mistakes"}

@@ -113,6 +113,7 @@ def test_cli_user_errors_are_one_line(tmp_path, videos_dir, capsys):
 KILL_CLIPS = ["bikes.mp4", "box.mp4", "carphone_distorted.mp4", "carphone_pristine.mp4", "cup.mp4", "tree.avi"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_leaves_nothing_corrupt(tmp_path, videos_dir, procvid_cmd, capsys):
     """A separate `procvid embed` process is killed once it has written two entries; the rerun (in this
     process: same code, no second start-up) counts the finished ones as done and completes the rest."""
@@ -121,12 +122,14 @@ def test_sigkill_mid_run_leaves_nothing_corrupt(tmp_path, videos_dir, procvid_cm
     out = tmp_path / "o"
     args = ["embed", str(listing), "--out", str(out), "--encoder", ENC,
             "--fps", "4", "--batch-size", "4", "--workers", "1", "--no-progress"]
-    proc = subprocess.Popen(procvid_cmd + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("*.json"))) < 2:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(procvid_cmd + args, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and len(list(out.glob("*.json"))) < 2:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        code = proc.wait()
+    assert code == -signal.SIGKILL, f"embed ended by itself ({code}): {(tmp_path / 'stderr.txt').read_text()[-2000:]}"
     written = len(list(out.glob("*.json")))
     assert 0 < written < len(KILL_CLIPS), "the kill should land mid-run"
     capsys.readouterr()

@@ -7,7 +7,6 @@ test modules are not importable there)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from procvid.engine import LocalEngine, RayEngine
@@ -48,12 +47,15 @@ def run_toys(name, request) -> dict:
     return _RUNS[name]
 
 
-@pytest.fixture(params=["local", "ray"])
+ENGINE_NAMES = ["local", pytest.param("ray", marks=pytest.mark.slow)]  # Ray: seconds per run
+
+
+@pytest.fixture(params=ENGINE_NAMES)
 def runs(request):
     return run_toys(request.param, request)
 
 
-@pytest.fixture(params=["local", "ray"])
+@pytest.fixture(params=ENGINE_NAMES)
 def engine(request):
     return make_engine(request.param, request)
 
@@ -137,15 +139,11 @@ def test_map_batched_failures_stay_with_their_item(runs):
 
 
 def test_finish_gets_one_output_per_produced_chunk(runs, request):
-    if runs["engine"] == "ray":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="RayEngine.map_batched concatenates an item's chunks and re-slices them by "
-                                "batch_size, so finish() gets one output per batch_size rows, not one per "
-                                "produced chunk (auxes stay one per chunk)"))
     for item in GOOD:
         assert runs["batched"][item][0][3] == CHUNKS[item], item
 
 
+@pytest.mark.slow
 def test_local_and_ray_give_the_same_values(request):
     def values(runs):  # without the per-worker tokens; Ray hands tuples back as lists
         mapped = {x: (list(v)[1:] if v is not None else None, e) for x, (v, e) in runs["map"].items()}
@@ -178,12 +176,8 @@ def test_map_batched_with_a_failing_setup_fails_every_item(engine):
     def setup():
         raise RuntimeError("no device")
 
-    if isinstance(engine, LocalEngine):  # set up before anything is produced: the call itself fails
-        with pytest.raises(RuntimeError, match="no device"):
-            list(engine.map_batched(produce, consume, finish, ["a", "b"], setup, BATCH))
-    else:
-        results = by_item(engine.map_batched(produce, consume, finish, ["a", "b"], setup, BATCH))
-        assert results == {"a": (None, "RuntimeError: no device"), "b": (None, "RuntimeError: no device")}
+    results = by_item(engine.map_batched(produce, consume, finish, ["a", "b"], setup, BATCH))
+    assert results == {"a": (None, "RuntimeError: no device"), "b": (None, "RuntimeError: no device")}
 
 
 def test_local_map_calls_setup_once():
@@ -193,8 +187,6 @@ def test_local_map_calls_setup_once():
     assert calls == [1] and {v for v, _ in results.values()} == {1}
 
 
-@pytest.mark.xfail(strict=True, reason="LocalEngine.map calls setup() again for every item while the state it "
-                                       "returned is None (it tests `state is None` for 'not set up yet')")
 def test_local_map_calls_a_setup_returning_none_once():
     calls = []
     results = by_item(LocalEngine().map(lambda state, x: x, range(3), lambda: calls.append(1)))

@@ -150,7 +150,7 @@ def grounding_inputs(tmp_path_factory):
     emb = encoder.encode_texts(steps)
     X = np.repeat(emb[[2, 0, 1]], 3, axis=0)
     t = np.arange(len(X)) * 0.5
-    sidecar = write_entry(root / "features", "salad_0001", X, t, {"encoder": encoder.id})
+    sidecar = write_entry(root / "features", "salad_0001", X, t, {"encoder": encoder.id, "encoder_spec": "default"})
     segments = [{"start": t[a], "end": t[a] + 1.5, "start_frame": a, "end_frame": a + 3, "score": 1.0,
                  "keyframe": a} for a in (0, 3, 6)]
     (root / "seg").mkdir()
@@ -189,3 +189,28 @@ def test_ground_cli_errors(reuse_encoder, tmp_path, capsys):
                  "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown task 'soup'" in err and "no graph script for task salad" in err
+
+
+def test_features_of_another_width_than_the_step_texts_fail_the_video_in_one_line(reuse_encoder, tmp_path, caplog):
+    """E.g. image-only features (efficientnet-lite0, 1280-d) grounded with a 64-d text tower."""
+    from procvid.features import write_entry
+
+    root = reuse_encoder
+    X = np.eye(4, 1280, dtype=np.float32)
+    write_entry(tmp_path / "f", "salad_0002", X, np.arange(4.0), {"encoder": "efficientnet-lite0:x"})
+    assert main(["ground", str(tmp_path / "f"), "--steps", str(root / "tasks.json"), "--out", str(tmp_path / "o"),
+                 "--encoder", "default", "--no-progress"]) == 1  # every video failed
+    reason = json.loads((tmp_path / "o" / "failures.jsonl").read_text().splitlines()[0])["reason"]
+    assert reason.startswith("features from efficientnet-lite0:x are 1280-d, step texts from ")
+    assert "one joint image-text model" in reason and "\n" not in reason
+
+
+def test_ground_without_encoder_spec_asks_for_one(reuse_encoder, tmp_path):
+    """Features that do not record their encoder's spec cannot pick the text encoder by themselves."""
+    from procvid.features import write_entry
+
+    write_entry(tmp_path / "f", "salad_0003", np.eye(4, 64, dtype=np.float32), np.arange(4.0), {"encoder": "x"})
+    assert main(["ground", str(tmp_path / "f"), "--steps", str(reuse_encoder / "tasks.json"), "--out",
+                 str(tmp_path / "o"), "--no-progress"]) == 1
+    reason = json.loads((tmp_path / "o" / "failures.jsonl").read_text().splitlines()[0])["reason"]
+    assert reason.endswith("the features do not say which encoder made them; pass --encoder")

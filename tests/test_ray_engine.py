@@ -31,7 +31,7 @@ def inputs(videos_dir, tmp_path_factory):
 
 def _segment(engine, inputs, out, capsys):
     capsys.readouterr()
-    assert main(["segment", *inputs, "--out", str(out), "--method", "uvd", "--engine", engine,
+    assert main(["segment", *inputs, "--out", str(out), "--method", "uvd", "--encoder", "video", "--engine", engine,
                  "--no-progress"]) == 0
     return capsys.readouterr().out
 
@@ -80,7 +80,8 @@ def test_run_on_ray_writes_what_the_local_engine_writes(videos_dir, tmp_path):
     for engine in ("local", "ray"):
         outs[engine] = tmp_path / engine
         assert main(["run", str(listing), "--steps", str(tasks), "--task", "tea", "--out", str(outs[engine]),
-                     "--method", "uvd", "--engine", engine, "--no-generate", "--no-progress"]) == 0
+                     "--config", "synthetic", "--method", "uvd", "--engine", engine, "--no-generate",
+                     "--no-progress"]) == 0
     local, on_ray = _comparable(outs["local"]), _comparable(outs["ray"])
     assert sum(name.startswith("steps/") for name in local) == len(RUN_CLIPS) and "graphs/tea.json" in local
     assert sorted(local) == sorted(on_ray)

@@ -75,6 +75,9 @@ def test_run_writes_every_stage(world, run_out):
     assert page.count("class='timeline'") == 6 and page.count("class='graph'") == 6
     assert page.count("class='sheet'") == len(sheets) and page.count("class='grounded'") == 6
     assert "Grounded steps against ground truth" in page
+    checked = sorted((run_out / "mistakes").glob("*.mistakes.json"))  # every grounded path checked online
+    assert len(checked) == 6 and (run_out / "mistakes" / "predictions.json").exists()
+    assert "class='mistakes-summary'" in page and page.count("flagged step") >= 1
 
 
 @pytest.mark.slow
@@ -113,9 +116,19 @@ def test_steps_without_annotations_build_graphs_from_grounded_paths(world, run_o
 ])
 def test_run_option_errors(world, tmp_path, capsys, args, message):
     args = [a.replace("{world}", str(world)) for a in args]
-    assert main(["run", str(world / "videos"), "--out", str(tmp_path / "o"), "--no-progress", *args]) == 2
+    video = sorted((world / "videos").glob("*.mp4"))[0]  # one video: the last case embeds it first (below)
+    assert main(["run", str(video), "--out", str(tmp_path / "o"), "--config", "synthetic", "--no-progress",
+                 *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_unknown_task_is_refused_before_any_video_is_processed(world, tmp_path):
+    out = tmp_path / "o"
+    video = sorted((world / "videos").glob("*.mp4"))[0]
+    assert main(["run", str(video), "--steps", str(world / "tasks.json"), "--task", "nosuch", "--out", str(out),
+                 "--config", "synthetic", "--no-progress"]) == 2
+    assert not (out / "features").exists() and not (out / "segments").exists()
 
 
 def test_bad_preset_is_one_line(tmp_path, world, capsys):

@@ -73,7 +73,7 @@ def test_sbd_warns_when_features_come_from_another_encoder(tmp_path, videos_dir,
     ck = NextEmbeddingPredictor(tiny_encoder.dim, window=4, width=16, layers=1, heads=2).save_pretrained(
         tmp_path / "ck", "test clips", encoder="some-other-encoder")
     rc = main(["segment", str(videos_dir / "cup.mp4"), "--out", str(tmp_path / "o"), "--encoder", ENC,
-              "--param", f"checkpoint={ck}", "--keyframes", "none", "--no-progress"])
+              "--method", "sbd", "--param", f"checkpoint={ck}", "--keyframes", "none", "--no-progress"])
     assert rc == 0
     assert "trained on features of some-other-encoder" in capsys.readouterr().err
 
@@ -82,7 +82,7 @@ def test_sbd_warns_when_features_come_from_another_encoder(tmp_path, videos_dir,
     (["segment", "no/such/file.mp4", "--out", "x"], "no such file or directory"),
     (["segment", ".", "--out", "x", "--num-segments", "0"], "--num-segments must be positive"),
     (["segment", ".", "--out", "x", "--method", "uvd", "--param", "bogus=1"], "unknown parameter(s)"),
-    (["segment", ".", "--out", "x", "--param", "checkpoint=/nope"], "checkpoint not found"),
+    (["segment", ".", "--out", "x", "--method", "sbd", "--param", "checkpoint=/nope"], "checkpoint not found"),
 ])
 def test_bad_input_is_a_one_line_error(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)

@@ -45,6 +45,7 @@ def test_checkpoint_and_resume(small_world, tmp_path):
     assert torch.load(resumed[0], weights_only=False)["global_step"] == 3
 
 
+@pytest.mark.slow
 def test_ddp_on_cpu_with_two_processes(small_world, tmp_path, procvid_cmd):
     args = _fit_args(small_world, tmp_path, 2, str(REPO_ROOT / "configs/trainer/ddp_cpu.yaml"))
     done = subprocess.run(procvid_cmd + ["train", "clip", *args], capture_output=True, text=True, timeout=600)

@@ -33,7 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "script (graph), or any (default auto: graph where a graph is known, else linear)")
     p.add_argument("--graph", metavar="FILE", help="graph script for --order graph (node-link JSON from "
                                                     "procvid graph build; default: the dataset's own graphs)")
-    options.add_encoder(p)
+    p.add_argument("--encoder", default=None,
+                   help="text encoder (default: the encoder that made the features, recorded in their sidecar; it "
+                        "must have a text tower, e.g. video, default or an open_clip NAME:PRETRAINED)")
     p.add_argument("--drop-percentile", type=float, default=DROP_PERCENTILE, metavar="P",
                    help=f"similarity percentile below which units are background (default {DROP_PERCENTILE:g})")
     p.add_argument("--step-cost", type=float, default=STEP_COST, metavar="S",

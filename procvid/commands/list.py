@@ -2,7 +2,8 @@
 
 from procvid.registry import COMMANDS, LISTED
 
-HELP = "list what procvid knows: encoders, detectors, graph methods, datasets, models, generators, commands"
+HELP = ("list what procvid knows: encoders, detectors, graph methods, datasets, models, generators, mistake "
+        "detectors, commands")
 EXAMPLES = ["procvid list", "procvid list detectors"]
 COMMANDS.register("list", HELP, __name__)
 

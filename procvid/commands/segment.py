@@ -12,14 +12,16 @@ COMMANDS.register("segment", HELP, __name__)
 
 
 def add_arguments(p):
+    from procvid import defaults
     from procvid.commands import options
 
     p.add_argument("inputs", nargs="+",
                    help="videos, feature files (.json / .safetensors from procvid embed), folders of either, "
                         "or .txt lists of video paths")
     p.add_argument("--out", required=True, help="output folder for <stem>.segments.json/.csv (+ key frames)")
-    p.add_argument("--method", default="sbd", type=DETECTORS.check, metavar="NAME",
-                   help="boundary detector (default sbd; see: procvid list detectors)")
+    p.add_argument("--method", default=defaults.METHOD, type=DETECTORS.check, metavar="NAME",
+                   help=f"boundary detector (default {defaults.METHOD}; sbd with --encoder video for synthetic-world "
+                        "videos; see: procvid list detectors)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="detector parameter, repeatable (e.g. --param min_segment_s=2)")
     p.add_argument("--num-segments", type=int, metavar="K", help="known number of segments per video")

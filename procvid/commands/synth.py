@@ -6,10 +6,13 @@ import argparse
 
 from procvid.registry import COMMANDS
 
+TIMINGS = ("crosstask", "coin", "captaincook4d")  # procvid.data.synthetic.timing.TIMINGS (kept light)
+
 HELP = "generate synthetic instructional videos with ground-truth task graphs, steps and labels"
 EXAMPLES = [
     "procvid synth --out data/synth --videos 100 --seed 0",
     "procvid synth --out data/synth_hard --videos 30 --difficulty 0.9 --size 128 --workers 2",
+    "procvid synth --out data/synth_v2 --videos 30 --version 2 --timing crosstask --max-duration 300",
 ]
 COMMANDS.register("synth", HELP, __name__)
 
@@ -25,10 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=96, metavar="PX",
                         help="frame side in pixels, even (default 96)")
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second (default 10)")
-    parser.add_argument("--min-duration", type=float, default=30.0, metavar="S",
-                        help="shortest video in seconds (default 30)")
-    parser.add_argument("--max-duration", type=float, default=90.0, metavar="S",
-                        help="longest video in seconds (default 90)")
+    parser.add_argument("--min-duration", type=float, default=None, metavar="S",
+                        help="shortest video in seconds (v1 default 30; v2: none, the timing's own "
+                             "lengths; a bound rescales a video's whole timeline when redraws miss it)")
+    parser.add_argument("--max-duration", type=float, default=None, metavar="S",
+                        help="longest video in seconds (v1 default 90; v2: none, up to 3600)")
+    parser.add_argument("--version", type=int, default=1, choices=(1, 2),
+                        help="world version: 1 (default; the shipped models' world) or 2 (real "
+                             "datasets' step timing, repeated steps, camera pans and zoom, lighting "
+                             "changes, textured cluttered background, distractors, occlusion)")
+    parser.add_argument("--timing", default=None, choices=TIMINGS,
+                        help="v2: whose annotation statistics time the steps (default crosstask)")
     parser.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
 
 
@@ -50,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         min_duration=args.min_duration,
         max_duration=args.max_duration,
         workers=args.workers,
+        version=args.version,
+        timing=args.timing,
     )
     total = _total_duration(out / "videos.csv")
     elapsed = time.monotonic() - started

@@ -21,6 +21,7 @@ MARKERS = (
     ("niv_action_idx.json", "niv"),
     ("goalstep_valid.json", "ego4d"),
     ("crosstask_wikihow_output_sequences.json", "graph_script"),
+    ("dtgl/Assembly101-O_action_dict.json", "assembly101"),
 )
 
 

@@ -2,7 +2,9 @@
 
 annotation_json/complete_step_annotations.json  {recording: {activity_id, activity_name, person_id, environment,
     steps: [{step_id, start_time, end_time, description, has_errors}]}}; start = end = -1: step not performed
-annotation_json/error_annotations.json          [{recording_id, is_error, ...}]
+annotation_json/error_annotations.json          [{recording_id, is_error, step_annotations: [{step_id, ...,
+    errors: [{tag, description}]}]}]: the same steps in the same order, with error tags ("Order Error",
+    "Missing Step", "Technique Error", ...); normal recordings have none
 data_splits/recordings_data_split_combined.json {train|val|test: [recording ids]}
 task_graphs/<recipe>.json                        {steps: {node: text}, edges: [[a, b], ...]}; a -> b, node 0 is
     START and the last node END; node ids are the graph's own, steps are matched to recordings by text
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from procvid.data.files import dataset_root, read_json
+from procvid.data.files import dataset_root, read_json, require
 from procvid.data.procedures import ProcedureDataset, Step, StepSegment, Task, VideoAnnotation
 from procvid.errors import ProcvidError
 from procvid.registry import DATASETS
@@ -27,11 +29,14 @@ def recipe_slug(activity_name: str) -> str:
 
 @DATASETS.register("captaincook4d", "CaptainCook4D (Peddi et al.): cooking recordings, step segments, recipe graphs")
 def load_captaincook4d(root=None) -> ProcedureDataset:
-    """All recordings; tasks are recipes keyed by slug; steps with start -1 go to meta["missing_steps"]."""
+    """All recordings; tasks are recipes keyed by slug. A performed step's error tags are its
+    StepSegment.errors; steps with start -1 (not performed) go to meta["missing_steps"] and their tags
+    (mostly "Missing Step") to meta["missing_errors"] {step id: [tags]}."""
     root = dataset_root(root, "captaincook4d")
     recordings = read_json(root / "annotation_json" / "complete_step_annotations.json")
     error_file = root / "annotation_json" / "error_annotations.json"
-    errors = {r["recording_id"]: r["is_error"] for r in read_json(error_file)}
+    error_records = {r["recording_id"]: r for r in read_json(error_file)}
+    errors = {rid: r["is_error"] for rid, r in error_records.items()}
     split_file = root / "data_splits" / "recordings_data_split_combined.json"
     splits = read_json(split_file) if split_file.exists() else {}
     split_of = {rid: split for split, ids in splits.items() for rid in ids}
@@ -43,24 +48,39 @@ def load_captaincook4d(root=None) -> ProcedureDataset:
         if task_id not in tasks:
             tasks[task_id] = Task(task_id, rec["activity_name"], {}, meta={"activity_id": rec["activity_id"]})
         task = tasks[task_id]
-        segments, missing = [], []
-        for s in rec["steps"]:
+        segments, missing, missing_errors = [], [], {}
+        tags = _step_tags(error_records.get(rid), rec["steps"], error_file)
+        for s, step_tags in zip(rec["steps"], tags):
             task.steps.setdefault(s["step_id"], Step(s["step_id"], s["description"]))
             if s["start_time"] < 0:
                 missing.append(s["step_id"])
+                if step_tags:
+                    missing_errors[s["step_id"]] = list(step_tags)
             else:
-                segments.append(StepSegment(s["step_id"], float(s["start_time"]), float(s["end_time"])))
+                segments.append(StepSegment(s["step_id"], float(s["start_time"]), float(s["end_time"]), step_tags))
         meta = {
             "person_id": rec["person_id"],
             "environment": rec["environment"],
             "is_error": errors.get(rid),
             "step_errors": [s["step_id"] for s in rec["steps"] if s["has_errors"]],
             "missing_steps": missing,
+            "missing_errors": missing_errors,
         }
         videos.append(VideoAnnotation(rid, task_id, segments, split_of.get(rid), meta))
     for task in tasks.values():
         task.steps = dict(sorted(task.steps.items()))
     return ProcedureDataset("captaincook4d", dict(sorted(tasks.items())), videos, root)
+
+
+def _step_tags(record, steps: list, source) -> list[tuple[str, ...]]:
+    """Error tags per step of a recording (error_annotations.json lists its steps in the same order)."""
+    if record is None:
+        return [()] * len(steps)
+    annotated = record.get("step_annotations", [])
+    if [s.get("step_id") for s in annotated] != [s["step_id"] for s in steps]:
+        raise ProcvidError(f"{source}: recording {record.get('recording_id')} lists other steps than "
+                           "complete_step_annotations.json")
+    return [tuple(dict.fromkeys(e["tag"] for e in s.get("errors") or [])) for s in annotated]
 
 
 @dataclass
@@ -117,3 +137,22 @@ def load_captaincook4d_task_graphs(root=None) -> dict[str, RecipeGraph]:
                 sequences.append(list(dict.fromkeys(nodes)))
         recipes[recipe] = RecipeGraph(recipe, steps, graph, sequences)
     return recipes
+
+
+def human_task_graphs(dataset: ProcedureDataset, folder: str = "dtgl/ground_truth_task_graphs") -> dict:
+    """The recipes' human task graphs (by default the 24 the published task-graph evaluation uses) on the
+    recordings' step ids, matched by step text: task id -> DiGraph over START, step ids, END."""
+    import networkx as nx
+
+    graphs = {}
+    for task_id, task in dataset.tasks.items():
+        path = require(dataset.root / folder / f"{task_id}.json")
+        steps, graph = read_task_graph(path)
+        id_of_text = {step.text: sid for sid, step in task.steps.items()}
+        unmatched = [text for text in steps.values() if text not in id_of_text]
+        if unmatched or len(set(steps.values())) != len(steps):
+            raise ProcvidError(f"{path}: its steps do not match the recordings' steps one to one "
+                               f"({unmatched[0] if unmatched else 'repeated step text'!r})")
+        graphs[task_id] = nx.relabel_nodes(graph, {node: id_of_text[text] for node, text in steps.items()})
+        graphs[task_id].graph.update(task_id=task_id, name=task.name, optional=[])
+    return graphs

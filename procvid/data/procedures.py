@@ -31,11 +31,17 @@ class Task:
 
 @dataclass(frozen=True)
 class StepSegment:
-    """One performed step; start/end in seconds, or None where the source gives only the order."""
+    """One performed step; start/end in seconds, or None where the source gives only the order.
+
+    errors: the source's mistake tags of this performed step, () when it has none (CaptainCook4D
+    "Order Error", "Technique Error", ...; Assembly101 "wrong order", "wrong position", ...). They
+    travel with the segment, so sorting by time keeps them aligned; procvid.mistakes reads its
+    per-step 0/1 labels from them."""
 
     step_id: StepId
     start: float | None
     end: float | None
+    errors: tuple[str, ...] = ()
 
 
 @dataclass

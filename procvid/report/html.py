@@ -86,7 +86,28 @@ def _generation_section(task_id: str, info: dict, report_dir: Path) -> str:
             f"<p class='muted'>images by {html.escape(str(info.get('kig')))}</p></section>")
 
 
-def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
+def _mistakes_summary(mistakes: dict) -> str:
+    """One line counting the flagged steps of the checked videos, by reason."""
+    from collections import Counter
+
+    reasons = Counter(s["reason"] for doc in mistakes.values() for s in doc["steps"] if s["flag"])
+    videos = sum(1 for doc in mistakes.values() if doc["flagged"])
+    detail = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    return (f"<h2>Mistakes</h2><p class='mistakes-summary'>{sum(reasons.values())} flagged step(s) in {videos} of "
+            f"{len(mistakes)} checked video(s){': ' + html.escape(detail) if detail else ''} <span class='muted'>"
+            "(each grounded step checked online against its task's graph script)</span></p>")
+
+
+def _flagged_steps(doc: dict) -> str:
+    rows = [[s["index"] + 1, s["text"], s["reason"] + (": " + ", ".join(s["names"]) if s["names"] else ""),
+             "" if s.get("start") is None else f"{s['start']:.1f}–{s['end']:.1f} s"]
+            for s in doc["steps"] if s["flag"]]
+    if not rows:
+        return "<p class='muted'>no step flagged as a mistake</p>"
+    return "<p class='missing'>flagged steps:</p>" + _table(rows, ["#", "step", "reason", "time"])
+
+
+def _video_section(video, report_dir: Path, grounded: dict | None, mistakes: dict | None = None) -> str:
     doc = video.doc
     timeline = video.timeline
     thumbs = "".join(
@@ -107,13 +128,15 @@ def _video_section(video, report_dir: Path, grounded: dict | None) -> str:
                         "</span></li>" for s in grounded["steps"])
         parts.append(f"<p>grounded steps ({html.escape(grounded['order'])} order):</p>"
                      + (f"<ol class='grounded'>{items}</ol>" if items else "<p class='muted'>none</p>"))
+    if mistakes is not None:
+        parts.append(_flagged_steps(mistakes))
     return "".join(parts) + "</section>"
 
 
 def write_report(out: Path, videos: list, graphs: dict | None = None,
                  segmentation: dict | None = None, grounding: dict | None = None, generation: dict | None = None,
                  grounding_scores: dict | None = None, failures: dict | None = None, skipped: list | None = None,
-                 warnings: list | None = None) -> Path:
+                 warnings: list | None = None, mistakes: dict | None = None) -> Path:
     """Write OUT/report/index.html from the stage outputs under OUT (procvid.pipeline); `failures`:
     input -> reason, for the inputs some stage could not process."""
     out = Path(out)
@@ -133,6 +156,8 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
         body.append(_segmentation_summary(segmentation))
     if grounding_scores:
         body.append(_grounding_summary(grounding_scores))
+    if mistakes:
+        body.append(_mistakes_summary(mistakes))
     if graphs:
         body.append("<h2>Graph scripts per task</h2><div class='grid'>")
         body += [_task_section(t, info, report_dir) for t, info in graphs.items()]
@@ -145,7 +170,7 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
         body += [_generation_section(t, info, report_dir) for t, info in generation.items()]
         body.append("</div>")
     body.append("<h2>Videos</h2>")
-    body += [_video_section(v, report_dir, grounding.get(v.stem)) for v in videos]
+    body += [_video_section(v, report_dir, grounding.get(v.stem), (mistakes or {}).get(v.stem)) for v in videos]
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>procvid report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{FLAG_MISSING}</script></body></html>")
     path = report_dir / "index.html"

@@ -7,6 +7,12 @@ hand moves continuously through steps and idle gaps, so raw frame differences do
 boundaries away.
 Camera jitter, lighting drift and sensor noise scale with `difficulty`.
 
+World version 2 (generate_world(version=2, timing=...), `procvid synth --version 2`) times steps,
+idle gaps and repeated steps like a real dataset (`timing`: quantiles of CrossTask, COIN or
+CaptainCook4D annotations in timing.json; `plan_v2`) and adds camera pans and zoom, lighting
+changes, a textured cluttered background, distractors and occlusion (`render_v2`); labels stay
+exact, and OUT/nuisances/<video>.json lists each nuisance's frame ranges. Version 1 is unchanged.
+
 On-disk layout written by generate_world() (readers rely on it):
 
     OUT/world.json, tasks.json, tasks_primary.txt (CrossTask format), videos.csv,
@@ -24,6 +30,8 @@ re-exported here.
 from __future__ import annotations
 
 from .plan import MIN_STEP_FRAMES, VideoPlan, frame_grid, min_video_duration, plan_video
+from .plan_v2 import plan_video_v2
+from .render_v2 import iter_video_frames_v2, video_renderer_v2
 from .render import (
     ARM_RADIUS,
     CARRY,
@@ -60,6 +68,7 @@ from .tasks import (
     task_spec,
     task_specs,
 )
+from .timing import TIMINGS, load_timing
 from .world import CRF, encode_video, ensure_world, generate_world, video_codec
 
 __all__ = [
@@ -72,6 +81,8 @@ __all__ = [
     # render
     "CARRY", "TOOL", "SKIN", "SLEEVES", "HAND_RADIUS", "ARM_RADIUS", "TOOL_TIP", "TOOL_COLOR",
     "render_state", "iter_video_frames", "render_video_frames",
+    # v2
+    "TIMINGS", "load_timing", "plan_video_v2", "video_renderer_v2", "iter_video_frames_v2",
     # world
     "CRF", "video_codec", "encode_video", "generate_world", "ensure_world",
 ]

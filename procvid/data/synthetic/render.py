@@ -233,12 +233,14 @@ class _StepRun:
 class _VideoRenderer:
     """Renders one planned video frame by frame; static layers are cached per timeline segment."""
 
+    MARGIN = 0.03  # canvas margin (fraction of the frame) that the camera may move into
+
     def __init__(self, spec: TaskSpec, plan: VideoPlan, rng: np.random.Generator, size: int,
                  difficulty: float):
         self.spec, self.plan, self.size = spec, plan, size
         self.objects = {o.name: o for o in spec.objects}
         self.z = {o.name: i for i, o in enumerate(spec.objects)}
-        margin = math.ceil(0.03 * size) + 2
+        margin = math.ceil(self.MARGIN * size) + 2
         self.canvas = _Canvas(size, margin)
         self.background = _background(spec.scene, self.canvas)
         self.actions = _jitter_actions(spec, rng)
@@ -388,10 +390,14 @@ class _VideoRenderer:
             ramp = max(1.0, 0.15 * (end - start))  # the tool fades in and out, no pop at boundaries
             for t in range(start, end):
                 held = tuple(self.hand[t]) if carry else None
-                st = _advance(st0, run.action, run.progress(t), held)
+                st = self._active_state(run, st0, t, held)
                 tool = 0.0 if carry else min(1.0, (t - start + 1) / ramp, (end - t) / ramp)
                 yield self._frame(layers, t, (obj, st), tool)
             done += 1
+
+    def _active_state(self, run: _StepRun, st0: _ObjState, t: int, held) -> _ObjState:
+        """State at frame t of the object the step `run` acts on (v2 overrides it)."""
+        return _advance(st0, run.action, run.progress(t), held)
 
     def _frame(self, layers, t: int, active=None, tool: float = 0.0) -> np.ndarray:
         below, above = layers

@@ -15,6 +15,7 @@ import numpy as np
 from procvid.errors import ProcvidError
 
 from .plan import VideoPlan, min_video_duration, plan_video
+from .plan_v2 import MAX_DURATION, check_timing, plan_video_v2
 from .render import iter_video_frames
 from .tasks import TaskSpec, task_graph, task_spec, task_specs
 
@@ -65,7 +66,14 @@ def encode_video(frames: Iterator[np.ndarray], path: Path, fps: float, size: int
 # ----------------------------------------------------------------------------- world on disk
 
 
-def _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_duration, workers):
+def _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_duration, workers,
+                version=1, timing=None):
+    if version not in (1, 2):
+        raise ProcvidError(f"world version must be 1 or 2, got {version}")
+    if version == 1 and timing is not None:
+        raise ProcvidError("a timing (crosstask, coin, captaincook4d) needs world version 2")
+    if version == 2:
+        check_timing(timing)
     if num_videos < 1:
         raise ProcvidError(f"number of videos must be at least 1, got {num_videos}")
     if seed < 0:
@@ -77,6 +85,10 @@ def _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_durat
     if not 1.0 <= fps <= 100.0:
         raise ProcvidError(f"fps must be in [1, 100], got {fps}")
     shortest = min_video_duration(fps)  # also rejects fps without a 0.01 s frame grid
+    if version == 2:  # durations are optional bounds on the timing's own lengths
+        shortest = 0.0
+        min_duration = 0.0 if min_duration is None else min_duration
+        max_duration = MAX_DURATION if max_duration is None else max_duration
     if min_duration < shortest:
         raise ProcvidError(f"min duration must be at least {shortest:.1f} s at {fps:g} fps, "
                            f"got {min_duration}")
@@ -154,9 +166,17 @@ def _write_index(out: Path, plans: list[VideoPlan]) -> None:
 
 def _render_job(job: tuple) -> str:
     """Worker: render and encode one video (module-level so the process pool can pickle it)."""
-    out, plan, seed, size, difficulty = job
-    rng = np.random.default_rng([seed, plan.index, 1])
-    frames = iter_video_frames(task_spec(plan.task_id), plan, rng, size, difficulty)
+    out, plan, seed, size, difficulty, version = job
+    if version == 2:
+        from .render_v2 import video_renderer_v2
+
+        renderer = video_renderer_v2(task_spec(plan.task_id), plan, seed, size, difficulty)
+        events = {"fps": plan.fps, **{k: [list(e) for e in v] for k, v in renderer.events.items()}}
+        _write_atomic(Path(out) / "nuisances" / f"{plan.video_id}.json", json.dumps(events) + "\n")
+        frames = renderer.frames()
+    else:
+        rng = np.random.default_rng([seed, plan.index, 1])
+        frames = iter_video_frames(task_spec(plan.task_id), plan, rng, size, difficulty)
     encode_video(frames, Path(out) / plan.path, plan.fps, size)
     return plan.video_id
 
@@ -168,25 +188,46 @@ def generate_world(
     difficulty: float = 0.5,
     size: int = 96,
     fps: float = 10.0,
-    min_duration: float = 30.0,
-    max_duration: float = 90.0,
+    min_duration: float | None = None,
+    max_duration: float | None = None,
     workers: int = 2,
     progress: bool = True,
+    version: int = 1,
+    timing: str | None = None,
 ) -> Path:
-    """Write a synthetic world (layout in the package docstring); resumes an interrupted run."""
+    """Write a synthetic world (layout in the package docstring); resumes an interrupted run.
+
+    version 1 (default): videos of min_duration..max_duration s (default 30..90), as the shipped
+    models were trained on. version 2: step durations, gaps and repeats drawn from `timing`'s
+    annotation statistics (crosstask by default; plan_v2.plan_video_v2) and nuisances on screen
+    (render_v2); min/max duration are then optional bounds on the length the timing gives.
+    """
     from tqdm import tqdm
 
-    _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_duration, workers)
+    if version == 2 and timing is None:
+        timing = "crosstask"
+    if version == 1:
+        min_duration = 30.0 if min_duration is None else min_duration
+        max_duration = 90.0 if max_duration is None else max_duration
+    _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_duration, workers,
+                version, timing)
     out = Path(out_dir)
     # Durations are recorded too: resuming with other durations would mix two different worlds.
+    bound = lambda v: None if v is None else float(v)  # noqa: E731
     world = {"version": 1, "seed": seed, "difficulty": float(difficulty), "size": size,
-             "fps": float(fps), "num_videos": num_videos, "min_duration": float(min_duration),
-             "max_duration": float(max_duration)}
+             "fps": float(fps), "num_videos": num_videos, "min_duration": bound(min_duration),
+             "max_duration": bound(max_duration)}
+    if version == 2:
+        world = {**world, "version": 2, "timing": timing}
     _claim_dir(out, world)
     specs = task_specs()
     _write_tasks(out, specs)
-    plans = [plan_video(specs[i % len(specs)], i, seed, fps, min_duration, max_duration)
-             for i in range(num_videos)]
+    if version == 2:
+        plans = [plan_video_v2(specs[i % len(specs)], i, seed, fps, timing, min_duration,
+                               max_duration) for i in range(num_videos)]
+    else:
+        plans = [plan_video(specs[i % len(specs)], i, seed, fps, min_duration, max_duration)
+                 for i in range(num_videos)]
     for plan in plans:
         _write_truth(out, plan)
     (out / "videos").mkdir(exist_ok=True)
@@ -194,7 +235,7 @@ def generate_world(
     todo = sorted((p for p in plans if not (out / p.path).exists()), key=lambda p: -p.num_frames)
     if len(todo) < len(plans):
         log.info("keeping %d existing videos", len(plans) - len(todo))
-    jobs = [(str(out), plan, seed, size, difficulty) for plan in todo]
+    jobs = [(str(out), plan, seed, size, difficulty, version) for plan in todo]
     with tqdm(total=len(plans), initial=len(plans) - len(todo), unit="video", disable=not progress,
               desc="synth") as bar:
         for _ in _run_jobs(jobs, workers):
