@@ -21,7 +21,7 @@ from procvid import defaults
 from procvid.errors import ProcvidError
 
 log = logging.getLogger(__name__)
-STAGE_DIRS = ("features", "segments", "steps", "graphs", "mistakes", "generate", "report")
+STAGE_DIRS = ("features", "segments", "steps", "discover", "graphs", "mistakes", "generate", "report")
 
 
 @dataclass
@@ -111,6 +111,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     the graph scripts then come from the grounded step paths."""
     from procvid.data import load_dataset
     from procvid.data.crosstask import read_ground_truth
+    from procvid.discover.stage import DiscoverInput, discover_batch
     from procvid.domain import mismatch_warnings
     from procvid.encoders import load_encoder
     from procvid.engine import make_engine
@@ -154,9 +155,13 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     videos = load_segmented(out / "segments", (lambda stem: task_by_video.get(stem)) if dataset else
                             (lambda stem: task_of(stem, task, tasks)) if tasks else None, truth)
     named = [GroundInput(v.stem, v.segments, v.task, v) for v in videos if v.task in tasks]
-    if not tasks:
-        skipped.append(("steps not named, no graph scripts", "no task steps were given",
-                        "--steps tasks.json (or --annotations DATASET)"))
+    discovered, undiscovered = {}, None
+    if not tasks:  # no labels: the steps the videos of a task (their <task>_ name prefix) share
+        skipped.append(("steps not named (discovered steps and their graph scripts instead)",
+                        "no task steps were given", "--steps tasks.json (or --annotations DATASET)"))
+        discovered, undiscovered = discover_batch(
+            [DiscoverInput(v.stem, v.segments, v.stem.split("_", 1)[0] if "_" in v.stem else "videos", v)
+             for v in videos], out / "discover", progress=progress)
     elif not encoder.has_text:
         skipped.append(("steps not named", f"{encoder.id} has no text tower",
                         "--encoder ViT-B-32:/path/to/open_clip_pytorch_model.bin (a joint image-text model)"))
@@ -176,7 +181,9 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     built = build_graphs(dict(sorted(sequences.items())), tasks, out / "graphs", config.graph_method,
                          method_options(config.graph_method, config.graph_tolerance))
     source = "annotated step orders" if dataset is not None else "grounded step paths"
-    graphs = {}
+    graphs = {task: {"name": f"{task} (discovered steps)", "graph": d.graph, "videos": len(d.doc["videos"]),
+                     "source": "discovered step paths", "png": next(f for f in d.files if f.suffix == ".png"),
+                     "scores": None} for task, d in discovered.items() if d.graph is not None}
     for task_id, info in built.items():
         true_graph = dataset.graphs.get(task_id) if dataset is not None else None
         graphs[task_id] = {"name": tasks[task_id].name, "graph": info["graph"], "videos": info["videos"],
@@ -200,14 +207,14 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                                          config.device, progress)
     segmentation = score_segments(out / "segments", truth) if gt_dir else {}
     grounding_scores = score_grounding(videos, grounding)
-    failures = {**segmented.reasons, **grounded.reasons}
+    failures = {**segmented.reasons, **grounded.reasons, **(undiscovered.reasons if undiscovered else {})}
     models = {encoder.id: encoder.domain, f"the {detector.name} detector": getattr(detector, "domain", None),
               **{f"key-step generator {g['kig']}": g.get("domain") for g in generation.values()}}
     warnings = mismatch_warnings(models, [v.doc.get("video") for v in videos])
     for line in warnings:
         log.warning(line)
     report = write_report(out, videos, graphs, segmentation, grounding, generation, grounding_scores, failures,
-                          skipped, warnings, mistakes)
+                          skipped, warnings, mistakes, discovered={task: d.doc for task, d in discovered.items()})
     return RunResult(report, segmentation, grounding, grounding_scores, graphs, generation, len(failures), skipped,
                      warnings, mistakes)
 

@@ -97,10 +97,12 @@ MODELS = Registry("model", _modules("procvid.train", "clip", "video", "sbd", "ki
 ENCODERS = Registry("encoder", ["procvid.encoders"])
 GENERATORS = Registry("generator", ["procvid.generate.kig"])
 COMMANDS = Registry("command", _modules("procvid.commands", "demo", "run", "synth", "embed", "segment", "ground",
-                                        "train", "graph", "mistakes", "eval", "generate", "list"))
+                                        "train", "graph", "mistakes", "eval", "generate", "discover", "list"))
 MISTAKES = Registry("mistake detector", _modules("procvid.mistakes", "precondition", "probability"))
+DISCOVERERS = Registry("discovery method", _modules("procvid.discover", "cluster", "agglomerative"))
 EVAL_COMMANDS = Registry("eval command", _modules("procvid.commands", "eval_encoder", "eval_segment"))
 
 # what `procvid list` shows, in this order
 LISTED = {"encoders": ENCODERS, "detectors": DETECTORS, "graph-methods": GRAPH_METHODS, "datasets": DATASETS,
-          "models": MODELS, "generators": GENERATORS, "mistake-detectors": MISTAKES, "commands": COMMANDS}
+          "models": MODELS, "generators": GENERATORS, "mistake-detectors": MISTAKES, "discovery-methods": DISCOVERERS,
+          "commands": COMMANDS}

@@ -3,6 +3,7 @@
     .venv/bin/python tools/bench_segment.py                # benchmark table (unknown K, + known-K rows)
     .venv/bin/python tools/bench_segment.py --real         # also segment the real clips, save timelines
     .venv/bin/python tools/bench_segment.py --tune         # grid search of the sbd defaults (tuning world)
+    .venv/bin/python tools/bench_segment.py --regimes      # boundary F1 per world regime (same settings)
 
 The benchmark world (seed 2; the CLIP and SBD models were trained on seed 0, defaults were tuned
 on seed 3) is generated if missing and embedded with the `video` encoder at 2 fps (`--encoder`) through the
@@ -63,6 +64,41 @@ def features_dir(world: Path, encoder: str) -> Path:
     <world>_features_<spec> (one folder per encoder, so benchmarks do not overwrite each other's)."""
     suffix = "" if encoder == "default" else "_" + "".join(c if c.isalnum() else "_" for c in encoder)
     return Path(f"{world}_features{suffix}")
+
+
+# Held-out worlds (seed 2) of each regime: v1 as trained on, v1 with steps about twice as long, and v2
+# (procvid.data.synthetic, harder scenes) timed like each real dataset. Detector settings are the same
+# for all; they were chosen on seed-3 tuning worlds of the first two regimes.
+REGIMES = {
+    "v1 (30-90 s videos)": ("datasets/synth/bench_seg", 120, {}),
+    "v1 long steps (90-180 s)": ("datasets/synth/bench_long_seed2", 40, {"min_duration": 90, "max_duration": 180}),
+    "v2 crosstask timing": ("datasets/synth/bench_v2_crosstask", 12, {"version": 2, "timing": "crosstask"}),
+    "v2 coin timing": ("datasets/synth/bench_v2_coin", 12, {"version": 2, "timing": "coin"}),
+    "v2 captaincook4d timing": ("datasets/synth/bench_v2_captaincook4d", 12, {"version": 2, "timing": "captaincook4d"}),
+}
+
+
+def regimes(encoder: str, fps: float, tolerance: float) -> None:
+    """Boundary F1 (and P, R, F1@50) of every detector and PySceneDetect in each regime."""
+    from procvid.data.synthetic import ensure_world
+
+    header = ["regime", "videos", "min", *METHODS, "pyscenedetect", "uniform 30 s"]
+    print(" | ".join(header))
+    for label, (world, n, options) in REGIMES.items():
+        world = Path(world)
+        ensure_world(world, n, 2, **options)
+        data, _ = prepare(world, 2, n, features_dir(world, encoder), fps, encoder)
+        cells = []
+        for name in METHODS:
+            s, _ = score(data, lambda v, det=get_detector(name): det.detect(v.X, v.t), tolerance)
+            cells.append(f"{s['boundary_f1']:.3f} (P {s['boundary_precision']:.2f} R {s['boundary_recall']:.2f}, "
+                         f"F1@50 {s['f1@50']:.0f})")
+        s, _ = score(data, scenedetect_fn("ContentDetector"), tolerance)
+        cells.append(f"{s['boundary_f1']:.3f}")
+        s, _ = score(data, lambda v, det=get_detector("uniform"): det.detect(v.X, v.t), tolerance)
+        cells.append(f"{s['boundary_f1']:.3f}")
+        minutes = sum(v.hours for v in data) * 60
+        print(" | ".join([label, str(len(data)), f"{minutes:.0f}", *cells]), flush=True)
 
 
 def prepare(world: Path, seed: int, num_videos: int, features: Path, fps: float, encoder: str):
@@ -198,12 +234,17 @@ def main(argv=None) -> int:
     ap.add_argument("--no-known-k", action="store_true", help="skip the known-K rows")
     ap.add_argument("--out", default="runs/bench_segment", help="results (JSON, CSV) and --real outputs")
     ap.add_argument("--real", action="store_true", help="also segment the real clips and save their timelines")
+    ap.add_argument("--regimes", action="store_true",
+                    help="boundary F1 of every detector on held-out worlds of each regime (v1, long steps, v2)")
     ap.add_argument("--tune", action="store_true",
                     help="grid-search sbd on the tuning world (seed 3, 60 videos) instead of benchmarking")
     args = ap.parse_args(argv)
     out = Path(args.out)
     started = time.perf_counter()
 
+    if args.regimes:
+        regimes(args.encoder, args.fps, args.tolerance)
+        return 0
     if args.tune:
         world = Path("datasets/synth/tune_seg")
         data, _ = prepare(world, 3, 60, features_dir(world, args.encoder), args.fps, args.encoder)

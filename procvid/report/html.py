@@ -19,7 +19,7 @@ ol.grounded { columns: 2; font-size: 14px; }
 .keyframes img { height: 72px; margin: 2px; border: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }
 .muted { color: #829ab1; }
-.missing { color: #b00020; font-weight: bold; }
+.missing, .alert { color: #b00020; font-weight: bold; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 0 16px; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fill, minmax(640px, 1fr)); gap: 0 16px; }
 section.task table { font-size: 13px; }
@@ -104,7 +104,18 @@ def _flagged_steps(doc: dict) -> str:
             for s in doc["steps"] if s["flag"]]
     if not rows:
         return "<p class='muted'>no step flagged as a mistake</p>"
-    return "<p class='missing'>flagged steps:</p>" + _table(rows, ["#", "step", "reason", "time"])
+    return "<p class='alert'>flagged steps:</p>" + _table(rows, ["#", "step", "reason", "time"])
+
+
+def _discovery_section(task_id: str, doc: dict, folder: Path, report_dir: Path) -> str:
+    rows = []
+    for step in doc["steps"]:
+        frames = "".join(f"<img src='{_rel(folder / k, report_dir)}'>" for k in step.get("keyframes", []))
+        label = html.escape(step.get("name") or step["text"])
+        rows.append(f"<tr><td>{label}</td><td>{step['videos']} videos</td><td class='keyframes'>{frames}</td></tr>")
+    why = html.escape(doc.get("k_choice", {}).get("why", ""))
+    return (f"<section class='card discovery'><h3>{html.escape(task_id)} <span class='muted'>{len(doc['steps'])} "
+            f"steps in {len(doc['videos'])} videos; {why}</span></h3><table>{''.join(rows)}</table></section>")
 
 
 def _video_section(video, report_dir: Path, grounded: dict | None, mistakes: dict | None = None) -> str:
@@ -136,7 +147,7 @@ def _video_section(video, report_dir: Path, grounded: dict | None, mistakes: dic
 def write_report(out: Path, videos: list, graphs: dict | None = None,
                  segmentation: dict | None = None, grounding: dict | None = None, generation: dict | None = None,
                  grounding_scores: dict | None = None, failures: dict | None = None, skipped: list | None = None,
-                 warnings: list | None = None, mistakes: dict | None = None) -> Path:
+                 warnings: list | None = None, mistakes: dict | None = None, discovered: dict | None = None) -> Path:
     """Write OUT/report/index.html from the stage outputs under OUT (procvid.pipeline); `failures`:
     input -> reason, for the inputs some stage could not process."""
     out = Path(out)
@@ -145,12 +156,12 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
     body = [f"<h1>procvid report</h1><p class='muted'>{len(videos)} videos"
             + (f", {len(graphs)} tasks" if graphs else "") + "</p>"]
     for line in warnings or []:
-        body.append(f"<p class='missing'>warning: {html.escape(line)}</p>")
+        body.append(f"<p class='alert'>warning: {html.escape(line)}</p>")
     if skipped:
         body.append("<h2>Not done in this run</h2>" + _table(
             [[what, why, flag] for what, why, flag in skipped], ["what", "why", "to get it"]))
     if failures:
-        body.append(f"<h2 class='missing'>{len(failures)} input(s) failed</h2>"
+        body.append(f"<h2 class='alert'>{len(failures)} input(s) failed</h2>"
                     + _table([[item, reason] for item, reason in sorted(failures.items())], ["input", "reason"]))
     if segmentation:
         body.append(_segmentation_summary(segmentation))
@@ -158,6 +169,10 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
         body.append(_grounding_summary(grounding_scores))
     if mistakes:
         body.append(_mistakes_summary(mistakes))
+    if discovered:
+        body.append("<h2>Discovered steps</h2><p class='muted'>Steps the videos of each task share, found "
+                    "without labels (procvid discover); each row: a step and its most typical key frames.</p>")
+        body += [_discovery_section(t, doc, out / "discover", report_dir) for t, doc in discovered.items()]
     if graphs:
         body.append("<h2>Graph scripts per task</h2><div class='grid'>")
         body += [_task_section(t, info, report_dir) for t, info in graphs.items()]

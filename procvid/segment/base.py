@@ -193,11 +193,44 @@ def make_segments(X: np.ndarray, timestamps: np.ndarray, boundaries, scores, ste
     ]
 
 
+def merge_similar(X: np.ndarray, bounds: np.ndarray, scores: np.ndarray, merge: float,
+                  percentile: float = 90.0) -> tuple[np.ndarray, np.ndarray]:
+    """Drop boundaries between adjacent segments whose mean embeddings are closer than ``merge`` x
+    the ``percentile`` of the adjacent-segment distances of this video (see Detector)."""
+    if len(bounds) < 2:
+        return bounds, scores
+    cum = np.concatenate([np.zeros((1, X.shape[1])), np.cumsum(X, axis=0)])
+    bounds, scores = list(bounds), list(scores)
+
+    def distances():
+        edges = [0, *bounds, len(X)]
+        means = np.stack([cum[b] - cum[a] for a, b in zip(edges[:-1], edges[1:])])
+        means /= np.linalg.norm(means, axis=1, keepdims=True) + 1e-12
+        return 1.0 - np.sum(means[:-1] * means[1:], axis=1)
+
+    limit = merge * float(np.percentile(distances(), percentile))
+    while len(bounds) > 1:
+        d = distances()
+        i = int(np.argmin(d))
+        if d[i] >= limit:
+            break
+        del bounds[i], scores[i]
+    return np.asarray(bounds, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+
+
 @dataclass
 class Detector(ABC):
-    """Base class of boundary detectors. Subclasses are dataclasses whose fields are parameters."""
+    """Base class of boundary detectors. Subclasses are dataclasses whose fields are parameters.
+
+    Every detector takes ``merge`` (unknown K only): afterwards, adjacent segments whose mean
+    embeddings are closer (cosine distance) than ``merge`` times the video's own 90th percentile of
+    distances between adjacent segments are merged, closest pair first. The scale is the video's, so
+    the rule does not depend on how long steps are; it removes the extra cuts a long step or a long
+    idle stretch collects (tools/bench_segment.py --regimes).
+    """
 
     name: ClassVar[str]
+    merge: float = 0.0
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -222,6 +255,8 @@ class Detector(ABC):
         b, s = np.asarray(b, dtype=np.int64)[order], np.asarray(s, dtype=np.float64)[order]
         if num_segments is not None:
             b, s = select_k(b, s, len(X), num_segments)
+        elif self.merge > 0:
+            b, s = merge_similar(X, b, s, self.merge)
         return make_segments(X, t, b, s, step)
 
     @abstractmethod

@@ -159,6 +159,7 @@ class SBDDetector(Detector):
     empty: the shipped one."""
     # Defaults: the best of 216 settings on a tuning world (seed 3) with the shipped checkpoint and
     # `video` features (`tools/bench_segment.py --tune`): boundary F1 (+-1 s) 0.878.
+    merge: float = 0.2  # chosen on the tuning worlds (seed 3, v1 and v1 long steps); see Detector
     threshold: float = 0.5
     """How many spreads above the segment's mean error a boundary's error must be."""
     min_jump: float = 0.0
