@@ -1,6 +1,7 @@
 """procvid run: the pipeline end to end on a small synthetic world, its resume, and the report
 as a browser shows it (headless Chromium)."""
 
+import json
 import os
 
 import pytest
@@ -181,3 +182,24 @@ def test_local_weights_run_through_the_same_code(world, preset, tiny_instruct_pi
     assert all((out / "generate" / plan["skill"]["id"] / s["image"]).exists() for s in plan["steps"])
     loaded = load_encoder(spec).model.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.slow
+def test_unlabeled_videos_get_discovered_steps_and_graph_scripts(world, run_out, tmp_path):
+    """Neither --annotations nor --steps: the steps each task's videos share are discovered (tasks
+    from the <task>_ name prefix), with label-free graph scripts, and the report shows them."""
+    import shutil
+
+    out = tmp_path / "o"
+    shutil.copytree(run_out / "features", out / "features")
+    assert main(["run", str(world / "videos"), "--out", str(out), "--config", "synthetic", "--no-generate",
+                 "--no-progress"]) == 0
+    tasks = {p.name.split("_", 1)[0] for p in (world / "videos").glob("*.mp4")}
+    found = sorted(p.name.split(".")[0] for p in (out / "discover").glob("*.discovery.json"))
+    assert found == sorted(tasks)
+    assert len(list((out / "discover" / "graphs").glob("*.json"))) == len(tasks)
+    doc = json.loads((out / "discover" / f"{found[0]}.discovery.json").read_text())
+    assert doc["steps"] and all(s["keyframes"] for s in doc["steps"])
+    page = (out / "report" / "index.html").read_text()
+    assert "Discovered steps" in page and "discovered step paths" in page
+    assert not list((out / "steps").glob("*.steps.json"))
