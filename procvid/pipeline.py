@@ -207,7 +207,10 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                                          config.device, progress)
     segmentation = score_segments(out / "segments", truth) if gt_dir else {}
     grounding_scores = score_grounding(videos, grounding)
-    failures = {**segmented.reasons, **grounded.reasons, **(undiscovered.reasons if undiscovered else {})}
+    failures = {**segmented.reasons, **grounded.reasons}
+    if undiscovered and undiscovered.failed:  # not a bad input: too little to find shared steps in
+        skipped.append(("no steps discovered for some tasks", next(iter(undiscovered.reasons.values())),
+                        "more videos of each task (or --steps tasks.json)"))
     models = {encoder.id: encoder.domain, f"the {detector.name} detector": getattr(detector, "domain", None),
               **{f"key-step generator {g['kig']}": g.get("domain") for g in generation.values()}}
     warnings = mismatch_warnings(models, [v.doc.get("video") for v in videos])

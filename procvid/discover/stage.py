@@ -143,6 +143,9 @@ def discover_task(task: str, loaded: list[tuple[VideoUnits, np.ndarray, dict]], 
                   num_steps: int | None) -> tuple[Discovery, dict]:
     """Run a method on one task's videos; (discovery, the discovery.json document without files)."""
     videos = [u for u, _, _ in loaded]
+    segments = sum(len(u.units) for u in videos)
+    if segments < max(3, (num_steps or 1) + 1):  # a step shared by videos needs a few segments to group
+        raise ProcvidError(f"only {segments} segment(s) in {len(videos)} video(s): too few to discover steps")
     result = get_discoverer(method, **params).discover(videos, num_steps)
     paths = result.paths(videos)
     steps = []
