@@ -1,11 +1,12 @@
 """`procvid run`: the stages in order — embed and segment (procvid.segment.batch), ground
-(procvid.ground_files), timelines (procvid.report.timeline), graph scripts (procvid.graph.build),
+(procvid.ground_files) or, without step texts, discover (procvid.discover.stage), timelines
+(procvid.report.timeline), graph scripts (procvid.graph.build), mistakes (procvid.mistakes.batch),
 generation examples (procvid.generate.examples) and the report (procvid.report.html).
 
 Each stage writes files that the next reads and skips outputs that are current, so a rerun after an
 interruption continues where it stopped and a rerun of a finished run rewrites nothing.
 Layout of OUT: features/, segments/ (JSON, CSV, key frames, timelines), steps/ (grounded step paths),
-graphs/, mistakes/ (each grounded path checked against its task's graph script, procvid.mistakes.batch),
+discover/ (steps shared by a task's unlabeled videos, their key frames and graph scripts), graphs/, mistakes/ (each grounded path checked against its task's graph script, procvid.mistakes.batch),
 generate/<task>/ (plan, key-step images, contact sheet), report/index.html.
 """
 
