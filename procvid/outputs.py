@@ -29,6 +29,9 @@ from typing import Callable, Iterable
 
 from procvid.errors import ProcvidError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 MANIFEST = ".procvid-manifest.jsonl"
 LOCK = ".procvid.lock"
 _held: dict[Path, int] = {}  # output folders this process holds the lock of -> lock file descriptor
@@ -110,6 +113,7 @@ def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:
     ensure_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files; outputs get the usual mode (a report others can read)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
