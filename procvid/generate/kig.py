@@ -35,6 +35,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from procvid.errors import ProcvidError
 
 from procvid.generate import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
+from procvid.outputs import atomic_write
 from procvid.registry import GENERATORS
 
 PIPELINE_CLASS = "KeyStepPipeline"
@@ -235,7 +236,9 @@ class KeyStepGenerator:
                  "scheduler": ["diffusers", type(self.scheduler).__name__],
                  "text_encoder": ["procvid.generate.kig", "ClipTokenEncoder"],
                  "image_size": self.image_size, "fold": self.fold}
-        (path / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+        if getattr(self, "domain", None):  # which footage it is for (procvid.domain)
+            index["_procvid_domain"] = self.domain
+        atomic_write(path / "model_index.json", json.dumps(index, indent=2) + "\n")
         return path
 
     @classmethod

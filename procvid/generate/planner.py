@@ -29,6 +29,7 @@ import numpy as np
 
 from procvid.errors import ProcvidError
 from procvid.graph.script import END, START
+from procvid.outputs import atomic_write
 
 TEMPERATURE = 0.05
 LIBRARY_JSON = "library.json"
@@ -89,10 +90,10 @@ class SkillLibrary:
              "frequency": [[k, f] for k, f in s.frequency.items()],
              "transitions": [[a, b, c] for (a, b), c in s.transitions.items()],
              "graph": to_node_link(s.graph)} for s in self.skills]}
-        (folder / LIBRARY_JSON).write_text(json.dumps(meta, indent=1) + "\n")
+        atomic_write(folder / LIBRARY_JSON, json.dumps(meta, indent=1) + "\n")
         arrays = {f"keyframes_{i}": s.keyframes.astype(np.float16) for i, s in enumerate(self.skills)
                   if s.keyframes is not None}
-        (folder / LIBRARY_ARRAYS).write_bytes(save(arrays))  # save_file would make it owner-only
+        atomic_write(folder / LIBRARY_ARRAYS, save(arrays))
         return folder
 
     @classmethod

@@ -17,7 +17,7 @@ from procvid import features
 from procvid.batch import FailureLog, Progress, RunSummary, in_shard
 from procvid.engine import LocalEngine
 from procvid.errors import ProcvidError, VideoError
-from procvid.outputs import Manifest, atomic_write, file_digest, stamp
+from procvid.outputs import Manifest, atomic_write, stamp
 from procvid.segment.base import Detector
 from procvid.segment.files import (FORMAT, FORMAT_VERSION, SEGMENTS_SUFFIX, dump_segments, output_paths, scenes_csv,
                                    write_keyframes)
@@ -174,9 +174,10 @@ def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, d
     todo = []
     for it in items:
         paths = output_paths(out_dir, it.rel)
-        source = it.video or _source_of(it.features)
+        digest, recorded = _read_sidecar(it.features)  # read once: its digest stamps the outputs
+        source = it.video or recorded
         thumbs = keyframes if keyframes and source is not None and source.exists() else None
-        key = stamp("segment", [file_digest(it.features)], {**header, "keyframes": thumbs})
+        key = stamp("segment", [digest], {**header, "keyframes": thumbs})
         if not overwrite and manifest.is_current(paths["json"], key, paths["csv"]):
             summary.skipped += 1
         else:
@@ -201,6 +202,15 @@ def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, d
     return summary
 
 
-def _source_of(features_json: Path) -> Path | None:
-    meta = features.read_sidecar(features_json) or {}
-    return Path(meta["source"]) if meta.get("source") else None
+def _read_sidecar(features_json: Path) -> tuple[str, Path | None]:
+    """(content digest of a feature sidecar, its source video); ("", None) when it cannot be read."""
+    import hashlib
+    import json
+
+    try:
+        raw = Path(features_json).read_bytes()
+        meta = json.loads(raw)
+    except (OSError, ValueError):
+        return "", None
+    source = meta.get("source") if isinstance(meta, dict) else None
+    return hashlib.sha1(raw).hexdigest(), Path(source) if source else None

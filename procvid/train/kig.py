@@ -171,8 +171,11 @@ class KIGModule(L.LightningModule):
         """The EMA UNet as a KIG folder (procvid.generate.kig.load_generator opens it)."""
         from procvid.generate.kig import KeyStepGenerator
 
+        from procvid.checkpoint import data_domain
+
         kig = KeyStepGenerator(build_ema(self.ema_unet).cpu(), self.sampler, self.text_encoder.cpu(),
                                self.hparams.image_size, self.hparams.fold)
+        kig.domain = data_domain(self.trainer.datamodule.hparams.world) if self.trainer else None
         return kig.save_pretrained(path, fp16=self.hparams.export_fp16)
 
     def on_fit_end(self):

@@ -141,7 +141,9 @@ def main(argv=None) -> int:
     doc = compute_timing()
     print(_table(doc))
     if args.write:
-        PATH.write_text(json.dumps(doc, indent=1) + "\n")
+        from procvid.outputs import atomic_write
+
+        atomic_write(PATH, json.dumps(doc, indent=1) + "\n")
         print(f"wrote {PATH}")
     elif doc != _stored():
         print(f"differs from the stored {PATH.name} (rerun with --write)")

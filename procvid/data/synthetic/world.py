@@ -13,6 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from procvid.errors import ProcvidError
+from procvid.outputs import atomic_write
 
 from .plan import VideoPlan, min_video_duration, plan_video
 from .plan_v2 import MAX_DURATION, check_timing, plan_video_v2
@@ -101,13 +102,6 @@ def _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_durat
         raise ProcvidError(f"workers must be at least 1, got {workers}")
 
 
-def _write_atomic(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def _npy_bytes(array: np.ndarray) -> bytes:
     import io
 
@@ -129,7 +123,7 @@ def _claim_dir(out: Path, world: dict) -> None:
         raise ProcvidError(f"{out} is a file, not a directory")
     if out.exists() and any(out.iterdir()):
         raise ProcvidError(f"{out} is not empty and holds no synthetic world; use another --out")
-    _write_atomic(meta, json.dumps(world, indent=2) + "\n")
+    atomic_write(meta, json.dumps(world, indent=2) + "\n")
 
 
 def _write_tasks(out: Path, specs: list[TaskSpec]) -> None:
@@ -137,31 +131,31 @@ def _write_tasks(out: Path, specs: list[TaskSpec]) -> None:
 
     tasks = [{"id": t.id, "name": t.name, "steps": [{"id": i, "text": s} for i, s in t.steps]}
              for t in specs]
-    _write_atomic(out / "tasks.json", json.dumps(tasks, indent=2) + "\n")
+    atomic_write(out / "tasks.json", json.dumps(tasks, indent=2) + "\n")
     # CrossTask blocks: id, name, url, number of steps, comma-separated steps, blank line.
     primary = "".join(f"{t.id}\n{t.name}\nsynthetic\n{len(t.steps)}\n"
                       f"{','.join(text for _, text in t.steps)}\n\n" for t in specs)
-    _write_atomic(out / "tasks_primary.txt", primary)
+    atomic_write(out / "tasks_primary.txt", primary)
     for spec in specs:
         data = nx.node_link_data(task_graph(spec), edges="edges")
-        _write_atomic(out / "graphs" / f"{spec.id}.json", json.dumps(data, indent=1) + "\n")
+        atomic_write(out / "graphs" / f"{spec.id}.json", json.dumps(data, indent=1) + "\n")
 
 
 def _write_truth(out: Path, plan: VideoPlan) -> None:
     """Annotation and per-frame labels of a video (kept when already there)."""
     annotation = out / "annotations" / f"{plan.task_id}_{plan.video_id}.csv"
     if not annotation.exists():
-        _write_atomic(annotation, plan.annotation_csv())
+        atomic_write(annotation, plan.annotation_csv())
     labels = out / "labels" / f"{plan.video_id}.npy"
     if not labels.exists():
-        _write_atomic(labels, _npy_bytes(plan.labels()))
+        atomic_write(labels, _npy_bytes(plan.labels()))
 
 
 def _write_index(out: Path, plans: list[VideoPlan]) -> None:
     rows = ["video_id,task_id,path,num_frames,fps,duration,order"]
     rows += [f"{p.video_id},{p.task_id},{p.path},{p.num_frames},{p.fps!r},{p.duration:.2f},"
              f"{'-'.join(map(str, p.order))}" for p in plans]
-    _write_atomic(out / "videos.csv", "\n".join(rows) + "\n")
+    atomic_write(out / "videos.csv", "\n".join(rows) + "\n")
 
 
 def _render_job(job: tuple) -> str:
@@ -172,7 +166,7 @@ def _render_job(job: tuple) -> str:
 
         renderer = video_renderer_v2(task_spec(plan.task_id), plan, seed, size, difficulty)
         events = {"fps": plan.fps, **{k: [list(e) for e in v] for k, v in renderer.events.items()}}
-        _write_atomic(Path(out) / "nuisances" / f"{plan.video_id}.json", json.dumps(events) + "\n")
+        atomic_write(Path(out) / "nuisances" / f"{plan.video_id}.json", json.dumps(events) + "\n")
         frames = renderer.frames()
     else:
         rng = np.random.default_rng([seed, plan.index, 1])
