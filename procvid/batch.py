@@ -62,6 +62,8 @@ class RunSummary:
     frames: int = 0
     started: float = field(default_factory=time.perf_counter)
     reasons: dict = field(default_factory=dict)  # failed item -> reason
+    messages: int = 0  # decoder log messages (damaged streams), counted in the items' decode records
+    messages_in: int = 0  # items that had any
 
     def fail(self, failures: FailureLog, item: str, reason: str, logged: bool = False) -> None:
         """Count a failed item, log it (one line on stderr, unless an earlier stage `logged` it) and
@@ -75,9 +77,11 @@ class RunSummary:
     def line(self, what: str = "videos") -> str:
         secs = time.perf_counter() - self.started
         rate = f", {self.frames / secs:.1f} frames/s" if self.frames and secs > 0 else ""
+        noisy = (f"; {self.messages} decoder messages from {self.messages_in} damaged {what} (counts in their "
+                 "feature sidecars: decode.messages)") if self.messages else ""
         return (
             f"{self.total} {what}: {self.done} processed, {self.skipped} already done, "
-            f"{self.failed} failed; {self.frames} frames in {secs:.1f} s{rate}"
+            f"{self.failed} failed; {self.frames} frames in {secs:.1f} s{rate}{noisy}"
         )
 
 

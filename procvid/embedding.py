@@ -9,6 +9,7 @@ lets frames of several videos share a forward pass; the Ray one spreads them ove
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,20 +62,93 @@ def plan_jobs(videos, out_dir: Path, encoder_id: str, sampling: Sampling, frame_
     return jobs
 
 
+class KeptFrames:
+    """The sampled frames the embed stage decoded, kept for the next stage's key-frame thumbnails
+    (procvid.segment.batch) so that it does not decode them again by seeking (a run spent more on
+    that than on detecting the boundaries).
+
+    Frames are kept at most `short_side` pixels on their short side (smaller when the encoder
+    decodes smaller: 48 px for the `video` encoder) and up to `max_bytes` in all; a video that does
+    not fit is not kept (its thumbnails are decoded by seeking, at the same size). Thread-safe: the
+    decoding threads add, the segment stage takes."""
+
+    def __init__(self, short_side: int = 128, max_bytes: int = 256 << 20):
+        import threading
+
+        self.short_side, self.max_bytes = short_side, max_bytes
+        self.bytes = 0
+        self._videos: dict[str, tuple[list, list]] = {}  # rel -> (time arrays, frame arrays)
+        self._full: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, rel, frames: np.ndarray, times: np.ndarray) -> None:
+        key = str(rel)
+        if key in self._full:
+            return
+        frames = self._shrunk(frames)
+        with self._lock:
+            if self.bytes + frames.nbytes > self.max_bytes:
+                self._full.add(key)
+                self._drop(key)
+                return
+            self.bytes += frames.nbytes
+            held = self._videos.setdefault(key, ([], []))
+            held[0].append(np.asarray(times, np.float64))
+            held[1].append(frames)
+
+    def _shrunk(self, frames: np.ndarray) -> np.ndarray:
+        h, w = frames.shape[1:3]
+        if min(h, w) <= self.short_side:
+            return frames
+        from PIL import Image
+
+        from procvid.video import _resized
+
+        size = _resized(w, h, self.short_side)
+        return np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames])
+
+    def _drop(self, key: str) -> None:
+        held = self._videos.pop(key, None)
+        if held:
+            self.bytes -= sum(f.nbytes for f in held[1])
+
+    def forget(self, rel) -> None:
+        with self._lock:
+            self._drop(str(rel))
+
+    def take(self, rel, times) -> list[np.ndarray] | None:
+        """The kept frames at exactly these `times` (the video's feature timestamps), and forget the
+        video; None when it was not kept (then decode them: procvid.video.frames_at)."""
+        with self._lock:
+            held = self._videos.get(str(rel))
+            self._drop(str(rel))
+        if not held:
+            return None
+        kept_times, frames = np.concatenate(held[0]), np.concatenate(held[1])
+        idx = np.searchsorted(kept_times, np.asarray(times, np.float64))
+        idx = np.minimum(idx, len(kept_times) - 1)
+        if not np.allclose(kept_times[idx], times, rtol=0, atol=1e-9):
+            return None
+        return [frames[i] for i in idx]
+
+
 class _Decode:
     """produce: a video's sampled frames at the encoder's input size, in chunks.
 
     Each chunk's aux is ``{"times": timestamps, "decode": DecodeReport.to_dict()}``; the report is
     final only once decoding has ended, so the last chunk is held back until then and carries it
-    (earlier chunks carry the report so far: same fields, which Ray's row format wants)."""
+    (earlier chunks carry the report so far: same fields, which Ray's row format wants). With
+    `keep`, the frames are also kept there (KeptFrames)."""
 
-    def __init__(self, sampling: Sampling, size: int | None, chunk: int):
-        self.sampling, self.size, self.chunk = sampling, size, chunk
+    def __init__(self, sampling: Sampling, size: int | None, chunk: int, keep: KeptFrames | None = None):
+        self.sampling, self.size, self.chunk, self.keep = sampling, size, chunk, keep
 
     def __call__(self, job: EmbedJob):
         report = DecodeReport()
         held = None
         for frames, times in iter_frames(job.path, self.sampling, size=self.size, chunk=self.chunk, report=report):
+            if self.keep is not None:
+                self.keep.add(job.rel, frames, times)
             if held is not None:
                 yield held[0], {"times": held[1], "decode": report.to_dict()}
             held = (frames, times)
@@ -137,7 +211,14 @@ class _Write:
         emb = encoder.finish_sequence(np.concatenate(outputs))
         times = np.concatenate([np.asarray(a["times"], dtype=np.float64) for a in auxes])
         features.write_entry(self.out_dir, job.rel, emb, times, {**job.key, "decode": decode})
-        return len(emb)
+        return len(emb), int(decode.get("messages", 0))
+
+
+def torch_threads(workers: int, cpus: int | None = None) -> int:
+    """torch's CPU threads while `workers` threads decode ahead: the cores they leave (at least one).
+    On 2 cores a second torch thread only fights the decoders: every encoder measured ran as fast or
+    faster with one (the same vectors either way: fixed-size passes)."""
+    return max(1, (cpus or os.cpu_count() or 1) - workers)
 
 
 def embed_videos(
@@ -150,11 +231,13 @@ def embed_videos(
     overwrite: bool = False,
     progress: bool = True,
     engine=None,
+    keep: KeptFrames | None = None,
 ) -> RunSummary:
     """Embed (path, relative output name) pairs, as from `video.find_videos`, into `out_dir`.
 
     Failed videos are listed in out_dir/failures.jsonl with their reason; the run goes on.
-    engine: a procvid.engine engine (default: LocalEngine with 2 decoding threads).
+    engine: a procvid.engine engine (default: LocalEngine with 2 decoding threads). keep: where to
+    keep the decoded frames for the next stage (only with an engine that decodes in this process).
     """
     out_dir = Path(out_dir)
     engine = engine or LocalEngine()
@@ -167,14 +250,30 @@ def embed_videos(
                      failures)
     for job in jobs:
         job.key["encoder_spec"] = encoder.spec  # not part of the cache key: what rebuilds the encoder
-    with Progress(summary, "embed", progress) as bar:
-        outcomes = engine.map_batched(_Decode(sampling, encoder.image_size, batch_size), _encode, _Write(out_dir),
-                                      jobs, EncoderSetup(encoder), batch_size)
-        for job, frames, error in outcomes:
-            if error:
-                summary.fail(failures, str(job.path), error)
-            else:
-                summary.done += 1
-                summary.frames += frames
-            bar.update()
+    import torch
+
+    threads = torch.get_num_threads()
+    if isinstance(engine, LocalEngine) and getattr(encoder, "device", None) is not None \
+            and encoder.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(torch_threads(engine.workers))  # an explicit OMP_NUM_THREADS wins
+    try:
+        with Progress(summary, "embed", progress) as bar:
+            if keep is not None and not isinstance(engine, LocalEngine):
+                keep = None  # the frames are decoded in other processes
+            outcomes = engine.map_batched(_Decode(sampling, encoder.image_size, batch_size, keep), _encode,
+                                          _Write(out_dir), jobs, EncoderSetup(encoder), batch_size)
+            for job, frames, error in outcomes:
+                if error:
+                    summary.fail(failures, str(job.path), error)
+                    if keep is not None:
+                        keep.forget(job.rel)
+                else:
+                    frames, messages = frames
+                    summary.done += 1
+                    summary.frames += frames
+                    summary.messages += messages
+                    summary.messages_in += messages > 0
+                bar.update()
+    finally:
+        torch.set_num_threads(threads)
     return summary

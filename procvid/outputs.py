@@ -102,7 +102,7 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     except OSError as e:  # a full disk: the error names the file (a write error carries no file name)
         raise OSError(e.errno, e.strerror, str(path)) from None
 CODE_VERSIONS = {"segment": 1, "timeline": 1, "ground": 1, "graph": 1, "generate": 1, "report": 1, "mistakes": 1,
-                 "discover": 1}
+                 "discover": 1, "forecast": 1}
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:

@@ -1,6 +1,7 @@
 """`procvid run`: the stages in order — embed and segment (procvid.segment.batch), ground
 (procvid.ground_files) or, without step texts, discover (procvid.discover.stage), timelines
 (procvid.report.timeline), graph scripts (procvid.graph.build), mistakes (procvid.mistakes.batch),
+what comes next in each video (procvid.forecast.stage, forecast/<stem>.forecast.json),
 generation examples (procvid.generate.examples) and the report (procvid.report.html).
 
 Each stage writes files that the next reads and skips outputs that are current, so a rerun after an
@@ -22,7 +23,7 @@ from procvid import defaults
 from procvid.errors import ProcvidError
 
 log = logging.getLogger(__name__)
-STAGE_DIRS = ("features", "segments", "steps", "discover", "graphs", "mistakes", "generate", "report")
+STAGE_DIRS = ("features", "segments", "steps", "discover", "graphs", "mistakes", "forecast", "generate", "report")
 
 
 @dataclass
@@ -43,6 +44,8 @@ class RunConfig:
     device: str = defaults.DEVICE
     workers: int = defaults.WORKERS
     engine: str = defaults.ENGINE  # local or ray
+    forecaster: str = "shipped"  # next-step forecaster folder, shipped (checkpoints/procvid-forecast) or none
+    timelines: str = "auto"  # all, sample, none; auto: all up to TIMELINE_SAMPLE videos, else a sample
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, **overrides) -> RunConfig:
@@ -84,6 +87,11 @@ class RunConfig:
         for name in ("fps", "workers", "generate_steps"):
             if getattr(self, name) <= 0:
                 raise ProcvidError(f"{where}setting {name}: must be positive, got {getattr(self, name)}")
+        from procvid.report.timeline import TIMELINE_CHOICES
+
+        if self.timelines not in TIMELINE_CHOICES:
+            raise ProcvidError(f"{where}setting timelines: {self.timelines!r} is not one of "
+                               f"{', '.join(TIMELINE_CHOICES)}")
         if self.engine not in ("local", "ray"):
             raise ProcvidError(f"{where}setting engine: {self.engine!r} is not local or ray")
 
@@ -100,32 +108,39 @@ class RunResult:
     skipped: list = field(default_factory=list)  # (what was not done, why, the flag that does it)
     warnings: list = field(default_factory=list)  # models used on footage they are not for
     mistakes: dict = field(default_factory=dict)  # stem -> mistakes/<stem>.mistakes.json (procvid.mistakes.batch)
+    forecasts: dict = field(default_factory=dict)  # stem -> forecast/<stem>.forecast.json (procvid.forecast.stage)
 
 
 def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: str | None = None,
-                 steps: str | None = None, task: str | None = None, progress: bool = True) -> RunResult:
+                 steps: str | None = None, task: str | None = None, progress: bool = True,
+                 at: float | None = None) -> RunResult:
     """Run every stage and write OUT/report/index.html.
 
     annotations: a dataset (name or folder) giving each video's task and true steps (ground truth in
     timelines and scores, graph scripts from the annotated orders). steps: the tasks' steps only (a
     tasks.json, CrossTask tasks file or dataset; each video's task from `task` or its name prefix);
     the graph scripts then come from the grounded step paths."""
+    run_key = _run_key(inputs, config, annotations, steps, task, at)  # before the imports: torch takes seconds
+    finished = _finished_run(Path(out), run_key)  # a rerun of a finished run: nothing to look at again
+    if finished is not None:
+        return finished
     from procvid.data import load_dataset
     from procvid.data.crosstask import read_ground_truth
     from procvid.discover.stage import DiscoverInput, discover_batch
     from procvid.domain import mismatch_warnings
     from procvid.encoders import load_encoder
     from procvid.engine import make_engine
+    from procvid.forecast.stage import run_stage as forecast_stage
     from procvid.generate.examples import generation_examples
     from procvid.graph.build import build_graphs, method_options
     from procvid.ground_files import GroundInput, ground_batch, load_tasks, task_of
     from procvid.metrics.graph import graph_scores
     from procvid.metrics.grounding import score_grounding
     from procvid.metrics.segment_eval import score_segments
-    from procvid.mistakes.batch import check_paths
+    from procvid.mistakes.batch import check_paths, timeline_marks
     from procvid.outputs import prepare_output_dir, refuse_symlink
     from procvid.report.html import write_report
-    from procvid.report.timeline import draw_timelines
+    from procvid.report.timeline import draw_timelines, pick_timelines
     from procvid.segment import get_detector
     from procvid.segment.batch import segment_batch
     from procvid.segment.files import load_segmented
@@ -145,7 +160,9 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     truth = read_ground_truth(gt_dir) if gt_dir else {}
     engine = make_engine(config.engine, config.workers, progress)
     encoder = load_encoder(config.encoder, device=config.device)
-    detector = get_detector(config.method, **config.method_params)
+    # settings chosen for the encoder's features (procvid.defaults.TUNED_PARAMS); method_params override them
+    detector = get_detector(config.method, **{**defaults.detector_params(config.method, config.encoder),
+                                              **config.method_params})
     segmented = segment_batch(inputs, out / "segments", detector, features_dir=out / "features", encoder=encoder,
                               sampling=Sampling(fps=config.fps), device=config.device, progress=progress,
                               engine=engine)
@@ -169,7 +186,6 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
         named = []
     grounding, grounded = ground_batch(named, out / "steps", tasks, known_graphs, encoder, config.ground_order,
                                        device=config.device, progress=progress)
-    draw_timelines(videos, grounding, progress)
 
     # graph scripts: from the annotated step orders when a dataset gives them, else the grounded paths
     annotated = {v.video_id: v.path for v in dataset.videos} if dataset is not None else {}
@@ -192,6 +208,13 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                            "scores": graph_scores(info["graph"], true_graph) if true_graph is not None else None}
     # each grounded step path checked online against its task's graph script
     mistakes = check_paths(grounding, {t: g["graph"] for t, g in graphs.items()}, tasks, out / "mistakes")
+    # what comes next in each video, at its end or at `at` seconds (procvid.forecast.stage)
+    forecasts, forecast_skipped, forecast_failures = forecast_stage(
+        videos, grounding, tasks, {t: g["graph"] for t, g in graphs.items() if t in tasks}, out / "forecast",
+        config.forecaster, at, progress)
+    skipped += forecast_skipped
+    draw_timelines(pick_timelines(videos, config.timelines), grounding, progress,  # flagged steps marked
+                   marks=timeline_marks(mistakes), workers=config.workers)
 
     generation = {}
     if config.generate and graphs and not config.kig:
@@ -208,7 +231,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                                          config.device, progress)
     segmentation = score_segments(out / "segments", truth) if gt_dir else {}
     grounding_scores = score_grounding(videos, grounding)
-    failures = {**segmented.reasons, **grounded.reasons}
+    failures = {**segmented.reasons, **grounded.reasons, **forecast_failures}
     if undiscovered and undiscovered.failed:  # not a bad input: too little to find shared steps in
         skipped.append(("no steps discovered for some tasks", next(iter(undiscovered.reasons.values())),
                         "more videos of each task (or --steps tasks.json)"))
@@ -218,9 +241,12 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     for line in warnings:
         log.warning(line)
     report = write_report(out, videos, graphs, segmentation, grounding, generation, grounding_scores, failures,
-                          skipped, warnings, mistakes, discovered={task: d.doc for task, d in discovered.items()})
-    return RunResult(report, segmentation, grounding, grounding_scores, graphs, generation, len(failures), skipped,
-                     warnings, mistakes)
+                          skipped, warnings, mistakes, discovered={task: d.doc for task, d in discovered.items()},
+                          forecasts=forecasts)
+    result = RunResult(report, segmentation, grounding, grounding_scores, graphs, generation, len(failures), skipped,
+                       warnings, mistakes, forecasts)
+    _record_run(out, run_key, result)
+    return result
 
 
 def _ground_truth_dir(dataset) -> Path | None:
@@ -229,3 +255,32 @@ def _ground_truth_dir(dataset) -> Path | None:
         return None
     folder = Path(dataset.root) / "annotations"
     return folder if folder.is_dir() else None
+
+
+def _run_key(inputs, config: RunConfig, annotations, steps, task, at=None) -> str | None:
+    from dataclasses import asdict
+
+    from procvid.run_record import run_key
+
+    if any(Path(p).suffix == ".txt" for p in inputs):  # a list of videos elsewhere: the stages decide
+        return None
+    return run_key([*inputs, annotations, steps], asdict(config), task, at)
+
+
+def _finished_run(out: Path, key: str | None) -> RunResult | None:
+    from procvid.run_record import load_finished
+
+    r = load_finished(out, key)
+    if r is None:
+        return None
+    return RunResult(Path(r["report"]), r["segmentation"], {}, r["grounding_scores"], {}, {}, 0,
+                     [tuple(x) for x in r["skipped"]], r["warnings"], forecasts=r.get("forecasts", {}))
+
+
+def _record_run(out: Path, key: str | None, result: RunResult) -> None:
+    from procvid.run_record import save
+
+    save(out, key, None if result.failed else {  # failed inputs are tried again by the next run
+        "report": str(result.report), "segmentation": result.segmentation,
+        "grounding_scores": result.grounding_scores, "skipped": result.skipped, "warnings": result.warnings,
+        "forecasts": result.forecasts})  # `procvid run` prints each video's "what comes next" again

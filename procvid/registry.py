@@ -93,13 +93,15 @@ DETECTORS = Registry("detector", _modules("procvid.segment", "sbd", "uvd", "base
 GRAPH_METHODS = Registry("graph method", _modules("procvid.graph", "precedence", "tgml", "count"))
 DATASETS = Registry("dataset", _modules("procvid.data", "crosstask", "coin", "captaincook4d", "niv", "ego4d",
                                         "graph_script", "synthetic_reader", "assembly101"))
-MODELS = Registry("model", _modules("procvid.train", "clip", "video", "sbd", "kig", "script"))
+MODELS = Registry("model", _modules("procvid.train", "clip", "video", "sbd", "kig", "script", "forecast", "planner",
+                                    "discover"))
 ENCODERS = Registry("encoder", ["procvid.encoders"])
 GENERATORS = Registry("generator", ["procvid.generate.kig"])
 COMMANDS = Registry("command", _modules("procvid.commands", "demo", "run", "synth", "embed", "segment", "ground",
-                                        "train", "graph", "mistakes", "eval", "generate", "discover", "list"))
+                                        "train", "graph", "mistakes", "forecast", "plan", "eval", "generate",
+                                        "discover", "list"))
 MISTAKES = Registry("mistake detector", _modules("procvid.mistakes", "precondition", "probability"))
-DISCOVERERS = Registry("discovery method", _modules("procvid.discover", "cluster", "agglomerative"))
+DISCOVERERS = Registry("discovery method", _modules("procvid.discover", "cluster", "agglomerative", "steps"))
 EVAL_COMMANDS = Registry("eval command", _modules("procvid.commands", "eval_encoder", "eval_segment"))
 
 # what `procvid list` shows, in this order

@@ -47,6 +47,12 @@ _COUNT_TOLERANCE = 0.02
 # Decoders may emit pts in a permuted order (packed B-frames in AVI); a window this large
 # restores monotonic timestamps.
 _REORDER_WINDOW = 16
+# decord's decoding threads per video: 2 decode the shared clips 1.9x faster than 1 with the same
+# pixels, even on 2 busy cores; more than 4 gains little next to the engine's decode-ahead workers.
+DECORD_THREADS = max(1, min(4, os.cpu_count() or 1))
+# Output sizes at which decord gave wrongly shaped frames (dmlc/decord#336: e.g. 48 x 48, on every
+# video tried): later videos at these sizes go straight to PyAV instead of opening decord to fail.
+_DECORD_BAD_SIZES: dict[tuple[int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,8 @@ class DecodeReport:
     it says something only next to errors. ``errors`` counts the decode errors swallowed to keep
     going (damaged packets skipped, decoding or reading stopped early, decord failing mid-stream);
     ``first_error`` is the first one. FFmpeg's log messages (e.g. concealed slice errors) are not
-    errors here: they do not reach Python.
+    errors here: decord's are counted in ``messages`` (``first_message`` the first one's kind), not
+    printed; PyAV's are not seen (see _DecoderLog).
     """
 
     backend: str = ""  # "decord", "pyav", or "decord+pyav" when decord failed mid-stream
@@ -118,6 +125,8 @@ class DecodeReport:
     gap_at: float = 0.0
     errors: int = 0
     first_error: str = ""
+    messages: int = 0  # decoder log messages (decord's FFmpeg: concealed damage), see _DecoderLog
+    first_message: str = ""
     _prev: float | None = field(default=None, repr=False)  # last decoded frame time, display order
 
     def _reset(self, backend: str, duration: float, targets: int) -> None:
@@ -170,7 +179,88 @@ class DecodeReport:
             "gap_at": round(float(self.gap_at), 3),
             "errors": int(self.errors),
             "first_error": str(self.first_error),
+            "messages": int(self.messages),
+            "first_message": str(self.first_message),
         }
+
+
+class _DecoderLog:
+    """decord's FFmpeg log messages, counted per video instead of printed.
+
+    A damaged stream makes FFmpeg print thousands of lines ("error while decoding MB 7 13", "decode_slice_header
+    error") straight to stderr, burying procvid's own messages. decord ships its own FFmpeg, whose logging
+    we redirect here (av_log_set_callback through ctypes; decord calls its library through ctypes too, with
+    the GIL released, so the callback can take it). Messages come from decord's decoding threads: the
+    threads a decord reader starts while it opens (opens are serialised to tell them apart) are its own,
+    so each message is counted for its video; one from a thread nobody claims counts in `unclaimed`.
+    The format string (without its numbers) is kept as the message: it names the kind of damage. PyAV's
+    FFmpeg logs nothing by default (PyAV installs a silent callback) and stays that way: a Python log
+    callback there can deadlock PyAV's frame threads; PyAV's decode errors are counted as errors.
+    """
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+        self.owners: dict[int, list] = {}  # native thread id -> [count, first message] of its video
+        self.unclaimed = 0
+        self.installed = None  # None: not tried; else whether messages are captured
+        self._callback = None  # keeps the ctypes callback alive
+
+    def install(self) -> bool:
+        if self.installed is None:
+            with self.lock:
+                if self.installed is None:
+                    self.installed = self._install()
+        return self.installed
+
+    def _install(self) -> bool:
+        import ctypes
+        import glob
+
+        import decord
+
+        root = Path(decord.__file__).resolve().parent
+        libs = sorted(glob.glob(str(root.parent / "decord.libs" / "libavutil*.so*")))
+        if not libs or not os.path.isdir("/proc/self/task"):
+            return False  # decord linked against a shared FFmpeg (not ours to redirect), or not Linux
+        try:
+            avutil = ctypes.CDLL(libs[0])
+            kind = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+            self._callback = kind(self._message)
+            avutil.av_log_set_callback(self._callback)
+        except (OSError, AttributeError) as e:
+            log.debug("decoder messages are not captured (%s)", e)
+            return False
+        return True
+
+    def _message(self, ctx, level, fmt, args) -> None:
+        if level > 24:  # AV_LOG_WARNING: info and debug chatter is dropped, as FFmpeg's default does
+            return
+        import threading
+
+        owner = self.owners.get(threading.get_native_id())
+        if owner is None:
+            self.unclaimed += 1
+            return
+        owner[0] += 1
+        if not owner[1]:
+            text = (fmt or b"").decode("utf-8", "replace")
+            owner[1] = re.sub(r"%[-+ #0-9.]*[a-z]+", "N", text).strip()[:120]
+
+    def threads(self) -> set[int]:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+
+    def claim(self, threads: set[int], counter: list) -> None:
+        for t in threads:
+            self.owners[t] = counter
+
+    def release(self, counter: list) -> None:
+        for t in [t for t, c in self.owners.items() if c is counter]:
+            del self.owners[t]
+
+
+DECODER_LOG = _DecoderLog()
 
 
 def check_file(path: str | os.PathLike) -> Path:
@@ -276,26 +366,81 @@ class _PyAVStream:
             self.duration = self.header_frames / self.fps if self.fps else 0.0
         if not self.fps and self.duration and self.header_frames:
             self.fps = self.header_frames / self.duration
-        self.rotation = _rotation(path, self.stream)
+        self._demux = self.container.demux(self.stream)
+        self._probed: list = []  # what the rotation probe decoded: frames() hands it out first
+        self._probe_error = None
+        self.rotation = self._probe_rotation()
         self.rot_k = _rot_k(self.rotation)
         w, h = self.stream.codec_context.width, self.stream.codec_context.height
         self.width, self.height = (h, w) if self.rot_k % 2 else (w, h)  # as displayed
         start = self.stream.start_time
         self.t0 = float(start * self.stream.time_base) if start is not None else 0.0
+        self._reformatter = None
 
     def close(self):
         self.container.close()
 
-    def frames(self, size: tuple[int, int] | None, report: DecodeReport | None = None
-               ) -> Iterator[tuple[float, np.ndarray]]:
-        """Yield (time, rgb uint8 HxWx3, upright) in display order with non-decreasing times.
+    def _probe_rotation(self) -> int:
+        """`_rotation`, reading the display matrix from the first frame decoded here (no second
+        container: every decoded packet is kept for `frames`)."""
+        import av
 
-        `size` is the displayed (w, h); `report` gets every decoded frame and swallowed error."""
+        if self.stream.metadata.get("rotate") is not None:
+            return _rotation(self.path, self.stream)
+        degrees = 0.0
+        try:
+            for n, packet in enumerate(self._demux):
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError as e:
+                    decoded = e
+                self._probed.append(decoded)
+                if isinstance(decoded, list) and decoded:
+                    degrees = float(decoded[0].rotation or 0.0)
+                    break
+                if n >= 256:  # no frame in the first packets: treat as unrotated
+                    break
+        except av.error.FFmpegError as e:  # raised again where frames() gets to it
+            self._probe_error = e
+        k = _rot_k(degrees)
+        if abs(degrees - 90 * round(degrees / 90)) > 1:
+            log.warning("%s: rotation %g degrees is not a quarter turn; using %d", self.path, degrees, k * 90)
+        return {0: 0, 1: 90, 2: 180, 3: -90}[k]
+
+    def _decoded(self):
+        """Each packet's decoded frames (or the InvalidDataError it raised), in stream order."""
+        import av
+
+        probed, self._probed = self._probed, []
+        yield from probed
+        if self._probe_error is not None:
+            raise self._probe_error
+        for packet in self._demux:
+            try:
+                yield packet.decode()
+            except av.error.InvalidDataError as e:
+                yield e
+
+    def rgb(self, frame, size: tuple[int, int] | None) -> np.ndarray:
+        """A decoded frame as rgb uint8 HxWx3, upright, at the displayed `size` (w, h). One
+        reformatter for the stream: `frame.to_ndarray(width=, height=)` builds a new scaler for
+        every frame, which costs more than decoding it (same pixels either way)."""
+        if self._reformatter is None:
+            from av.video.reformatter import VideoReformatter
+
+            self._reformatter = VideoReformatter()
+        w, h = _coded_size(size, self.rot_k) or (frame.width, frame.height)
+        return _upright(self._reformatter.reformat(frame, width=w, height=h, format="rgb24").to_ndarray(), self.rot_k)
+
+    def frames(self, report: DecodeReport | None = None) -> Iterator[tuple[float, object]]:
+        """Yield (time, decoded av.VideoFrame) in display order with non-decreasing times; only the
+        frames a caller keeps are converted (`rgb`), most are dropped unconverted.
+
+        `report` gets every decoded frame and swallowed error."""
         import av
 
         report = report if report is not None else DecodeReport()
         frame_duration = 1.0 / self.fps if self.fps else 0.0
-        coded = _coded_size(size, self.rot_k)
 
         pending: deque = deque()  # frames in display order, timestamps not yet assigned
         times: list[float] = []  # min-heap of pts seen but not yet assigned
@@ -310,11 +455,9 @@ class _PyAVStream:
             return t, pending.popleft()
 
         try:
-            for packet in self.container.demux(self.stream):
-                try:
-                    decoded = packet.decode()
-                except av.error.InvalidDataError as e:
-                    report._error(f"damaged packet skipped ({_short(e)})")
+            for decoded in self._decoded():
+                if isinstance(decoded, av.error.InvalidDataError):
+                    report._error(f"damaged packet skipped ({_short(decoded)})")
                     continue  # a damaged packet: skip it, keep the rest of the video
                 for frame in decoded:
                     if frame.pts is not None:
@@ -323,10 +466,8 @@ class _PyAVStream:
                         t = count / self.fps if self.fps else float(count)
                     count += 1
                     report._seen(t, _seconds(frame.duration, frame.time_base) or frame_duration)
-                    w, h = coded or (frame.width, frame.height)
-                    rgb = _upright(frame.to_ndarray(format="rgb24", width=w, height=h), self.rot_k)
                     heapq.heappush(times, t)
-                    pending.append(rgb)
+                    pending.append(frame)
                     if len(pending) > _REORDER_WINDOW:
                         yield emit()
         except av.error.FFmpegError as e:
@@ -383,6 +524,7 @@ class VideoReader:
         self._pyav = _PyAVStream(self.path)
         self._decord = None
         self._decord_times = None
+        self._messages = [0, ""]  # decord's log messages for this video (_DecoderLog)
         self.report = DecodeReport()
         if backend in ("auto", "decord"):
             reason = self._try_decord()
@@ -416,8 +558,18 @@ class VideoReader:
         if s.rotation:
             return f"the video is rotated {s.rotation} degrees (decord does not rotate)"
         w, h = _resized(s.width, s.height, self.short_side)
+        if (w, h) in _DECORD_BAD_SIZES:
+            return _DECORD_BAD_SIZES[(w, h)]
         try:
-            vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), width=w, height=h, num_threads=1)
+            if DECODER_LOG.install():
+                with DECODER_LOG.lock:  # the threads started while it opens decode this video
+                    before = DECODER_LOG.threads()
+                    vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), width=w, height=h,
+                                            num_threads=DECORD_THREADS)
+                    DECODER_LOG.claim(DECODER_LOG.threads() - before, self._messages)
+            else:
+                vr = decord.VideoReader(str(self.path), ctx=decord.cpu(0), width=w, height=h,
+                                        num_threads=DECORD_THREADS)
             n = len(vr)
             stamps = vr.get_frame_timestamp(np.arange(n)) if n else np.zeros((0, 2))
         except Exception as e:  # decord raises DECORDError / RuntimeError on bad input
@@ -427,9 +579,13 @@ class VideoReader:
         try:  # some output sizes (e.g. 48 x 48) come back with 4 channels: dmlc/decord#336
             shape = vr.get_batch([0]).shape
         except Exception as e:
-            return f"decord cannot decode at {w}x{h}: {_short(e)}"
+            reason = f"decord cannot decode at {w}x{h}: {_short(e)}"
+            if "DECORDArrayCopyFromTo" in str(e):  # the same bug: frames of the wrong size
+                _DECORD_BAD_SIZES[(w, h)] = reason
+            return reason
         if tuple(shape) != (1, h, w, 3):
-            return f"decord decodes {tuple(shape)[1:]} frames at {w}x{h}"
+            _DECORD_BAD_SIZES[(w, h)] = f"decord decodes {tuple(shape)[1:]} frames at {w}x{h}"
+            return _DECORD_BAD_SIZES[(w, h)]
         if s.header_frames and abs(n - s.header_frames) > max(2, _COUNT_TOLERANCE * s.header_frames):
             return f"decord counts {n} frames, container says {s.header_frames}"
         starts = stamps[:, 0]
@@ -443,6 +599,7 @@ class VideoReader:
     def close(self):
         self._pyav.close()
         self._decord = None
+        DECODER_LOG.release(self._messages)
 
     def __enter__(self):
         return self
@@ -476,6 +633,7 @@ class VideoReader:
                     report.frames += len(part)
                     yield frames, self._decord_times[part]
                     emitted = self._decord_times[part[-1]]
+                report.messages, report.first_message = self._messages
                 report._finish(targets)
                 return
             except Exception as e:  # a damaged stream part way: PyAV decodes the rest
@@ -497,31 +655,32 @@ class VideoReader:
         if frames:
             report.frames += len(frames)
             yield np.stack(frames), np.asarray(times)
+        report.messages, report.first_message = self._messages
         report._finish(targets)
 
     def _pick_every(self, k: int) -> Iterator[tuple[float, np.ndarray]]:
-        for i, (t, rgb) in enumerate(self._pyav.frames(self.out_size, self.report)):
+        for i, (t, frame) in enumerate(self._pyav.frames(self.report)):
             if i % k == 0:
-                yield t, rgb
+                yield t, self._pyav.rgb(frame, self.out_size)
 
     def _pick_at(self, targets: np.ndarray) -> Iterator[tuple[float, np.ndarray]]:
         """Streaming twin of `_select`: the frame on screen at each target time, no repeats."""
         k = 0  # next target to fill
         prev = None  # (time, frame) of the last decoded frame
-        decoded = self._pyav.frames(self.out_size, self.report)
-        for t, rgb in decoded:
+        decoded = self._pyav.frames(self.report)
+        for t, frame in decoded:
             if k >= len(targets):
                 decoded.close()  # every target has its frame; only check that the file goes on
                 self._pyav.scan_rest(self.report)
                 return
             # targets before this frame's time are showing the previous frame
             if prev is not None and targets[k] + 1e-6 < t:
-                yield prev
+                yield prev[0], self._pyav.rgb(prev[1], self.out_size)
                 while k < len(targets) and targets[k] + 1e-6 < t:
                     k += 1
-            prev = (t, rgb)
+            prev = (t, frame)
         if prev is not None and k < len(targets):
-            yield prev
+            yield prev[0], self._pyav.rgb(prev[1], self.out_size)
 
 
 def iter_frames(

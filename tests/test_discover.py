@@ -14,7 +14,7 @@ from procvid.metrics.procedure import pooled_scores, procedure_scores, step_scor
 ORDERS = [(0, 1, 2), (1, 0, 2), (0, 2, 1)]  # three videos, the three steps in different orders
 
 
-def constructed(orders=ORDERS, dim=16, frames=6, noise=0.02, seed=0, gap=True):
+def constructed(orders=ORDERS, dim=16, frames=6, noise=0.02, seed=0, gap=True, gap_frames=3):
     """Videos whose steps are well-separated directions; an idle (background) direction between steps."""
     rng = np.random.default_rng(seed)
     dirs = np.eye(dim)[:4]  # steps 0..2, background 3
@@ -23,10 +23,10 @@ def constructed(orders=ORDERS, dim=16, frames=6, noise=0.02, seed=0, gap=True):
         blocks, units, labels, at = [], [], [], 0
         for j, s in enumerate(order):
             if gap and j:
-                blocks.append(np.repeat(dirs[[3]], 3, 0))
-                units.append((at, at + 3))
-                labels += [BACKGROUND] * 3
-                at += 3
+                blocks.append(np.repeat(dirs[[3]], gap_frames, 0))
+                units.append((at, at + gap_frames))
+                labels += [BACKGROUND] * gap_frames
+                at += gap_frames
             n = frames + i  # lengths differ by video
             blocks.append(np.repeat(dirs[[s]], n, 0))
             units.append((at, at + n))

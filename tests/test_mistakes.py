@@ -298,3 +298,29 @@ def test_state_model_prefers_identical_states():
     p = model.predict("t", [["a", "b"]])[0]
     assert p["c"] > 0.5 > p["y"]
     assert np.isclose(sum(p.values()), 1.0)
+
+
+def test_flagged_steps_are_marked_on_the_timeline(tmp_path):
+    """procvid run's timelines mark flagged steps: (start, end, reason) per video, drawn in red."""
+    from PIL import Image
+
+    from procvid.mistakes.batch import timeline_marks
+    from procvid.report.timeline import draw_timeline
+    from procvid.segment.base import Segment
+
+    row = {"flag": False, "start": 0.0, "end": 4.0, "reason": "", "names": []}
+    flagged = {"flag": True, "start": 5.0, "end": 9.0, "reason": MISSING, "names": ["pour water"]}
+    docs = {"v": {"steps": [row, flagged]}, "w": {"steps": [row]}, "x": {"steps": [{**flagged, "start": None}]}}
+    marks = timeline_marks(docs)
+    assert marks == {"v": [(5.0, 9.0, f"{MISSING}: pour water")]}
+
+    rng = np.random.default_rng(0)
+    X, t = rng.normal(size=(20, 8)).astype(np.float32), np.arange(20) * 0.5
+    segments = [Segment(0.0, 5.0, 0, 10, 1.0, 3), Segment(5.0, 10.0, 10, 20, 0.5, 15)]
+    plain = draw_timeline(tmp_path / "plain.png", X, t, segments, grounded=[(0.0, 4.0, 1), (5.0, 9.0, 2)])
+    marked = draw_timeline(tmp_path / "marked.png", X, t, segments, grounded=[(0.0, 4.0, 1), (5.0, 9.0, 2)],
+                           marks=marks["v"])
+    a, b = (np.asarray(Image.open(p).convert("RGB")).astype(int) for p in (plain, marked))
+    assert a.shape == b.shape
+    reddish = lambda img: ((img[..., 0] > 150) & (img[..., 1] < 120) & (img[..., 2] < 120)).sum()  # noqa: E731
+    assert reddish(b) > reddish(a) + 50  # the red span, marker and reason were drawn

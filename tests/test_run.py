@@ -79,6 +79,26 @@ def test_run_writes_every_stage(world, run_out):
     checked = sorted((run_out / "mistakes").glob("*.mistakes.json"))  # every grounded path checked online
     assert len(checked) == 6 and (run_out / "mistakes" / "predictions.json").exists()
     assert "class='mistakes-summary'" in page and page.count("flagged step") >= 1
+    forecasts = sorted((run_out / "forecast").glob("*.forecast.json"))  # what comes next, at each video's end
+    assert len(forecasts) == 6 and page.count("class='forecast'") == 6
+    for f in forecasts:
+        doc = json.loads(f.read_text())
+        assert doc["method"] == "latent" and doc["at_end"] and len(doc["next"]) == 3
+        assert doc["task"] == f.name.split("_")[0] and doc["task_source"] == "given"
+
+
+@pytest.mark.slow
+def test_at_forecasts_what_comes_next_after_that_time(world, preset, run_out, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "o"
+    shutil.copytree(run_out, out)
+    assert main([*run_argv(world, out, preset)[:-1], "--at", "5", "--no-progress"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "what comes next" in line]
+    assert len(lines) == 6 and all("what comes next at 5.0 s:" in line for line in lines)
+    doc = json.loads(next((out / "forecast").glob("*.forecast.json")).read_text())
+    assert doc["at"] == 5.0 and not doc["at_end"]
+    assert "what comes next at 5.0 s" in (out / "report" / "index.html").read_text()
 
 
 @pytest.mark.slow
@@ -180,6 +200,8 @@ def test_local_weights_run_through_the_same_code(world, preset, tiny_instruct_pi
     plan = json.loads(next((out / "generate").glob("*/plan.json")).read_text())
     assert plan["settings"]["kig"] == str(tiny_instruct_pix2pix)
     assert all((out / "generate" / plan["skill"]["id"] / s["image"]).exists() for s in plan["steps"])
+    forecast = json.loads(next((out / "forecast").glob("*.forecast.json")).read_text())
+    assert forecast["method"] == "graph-walk"  # the shipped forecaster is for the `video` encoder's features
     loaded = load_encoder(spec).model.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
 

@@ -2,12 +2,15 @@
 
     .venv/bin/python tools/bench_discover.py           # table on datasets/synth/discover_seed4 (seed 4, 60 videos)
     .venv/bin/python tools/bench_discover.py --tune    # settings grid on the tuning world (seed 3)
+    .venv/bin/python tools/bench_discover.py --real    # rows on efficientnet-lite0 features (18 videos, 1 fps)
+    .venv/bin/python tools/bench_discover.py --model DIR   # the steps method with another trained module
 
 World: generated if missing, embedded with the shipped `video` encoder at 2 fps (feature cache
 <world>_features_video) and segmented with the sbd detector (<world>_segments_sbd). Methods run per
-task with K = auto (and, second block, K = the task's true number of steps). Protocol (procvid.metrics
-.procedure, EgoProceL definition): per video, Hungarian matching between true steps (background
-included) and discovered steps on the 2-fps frame grid; per-step P, R, IoU averaged over steps and
+task with K = auto (and, second block, K = the task's true number of steps): order-kmeans,
+agglomerative and steps (the learned temporal module checkpoints/procvid-discover, trained on seed
+11). Protocol (procvid.metrics.procedure, EgoProceL definition): per video, Hungarian matching
+between true steps (background included) and discovered steps on the 2-fps frame grid; per-step P, R, IoU averaged over steps and
 videos; F1 from P and R. "pooled": one matching over all frames of a task (ProceL / CrossTask).
 Baselines: uniform K-way split of each video and k-means of each video's frames (K = the task's true
 number of steps for both; no shared labels, so no pooled score). Graph F1 (procvid.metrics.graph):
@@ -30,7 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 PUBLISHED = "EgoProceL zero-shot (HiERO, EgoVLP features; another dataset, not comparable): F1 44.5  IoU 25.3"
-METHODS = ["order-kmeans", "agglomerative"]
+METHODS = ["order-kmeans", "agglomerative", "steps"]
 
 
 def prepare(world: Path, seed: int, num_videos: int):
@@ -50,9 +53,49 @@ def prepare(world: Path, seed: int, num_videos: int):
     return load_dataset(world), segments, encoder
 
 
+REAL_ENCODER, REAL_PER_TASK, REAL_FPS = "efficientnet-lite0", 3, 1.0
+
+
+def prepare_real(world: Path, dataset, per_task: int = REAL_PER_TASK) -> Path:
+    """Embed the first `per_task` videos (by name) of each task with the real encoder at 1 fps (slow on
+    CPU: ~4 frames/s at 224 px) into <world>_features_efficientnet-lite0 (cached)."""
+    from procvid.embedding import embed_videos
+    from procvid.encoders import load_encoder
+    from procvid.video import Sampling, find_videos
+
+    stems = {v.video_id for t in dataset.tasks for v in sorted((v for v in dataset.videos if v.task_id == t),
+                                                                key=lambda v: v.video_id)[:per_task]}
+    videos = [v for v in find_videos([world / "videos"]) if v[0].stem in stems]
+    features = Path(f"{world}_features_{REAL_ENCODER}")
+    embed_videos(videos, features, load_encoder(REAL_ENCODER), Sampling(fps=REAL_FPS), progress=False)
+    return features
+
+
+def load_real(dataset, segments: Path, features: Path):
+    """As load(), on the real encoder's features of the videos in `features`: each video's sbd segments
+    (found on the `video` features) are carried over by time onto the real features' frame grid, so
+    these rows differ from the main table only in the features that are clustered."""
+    from procvid.discover import VideoUnits
+    from procvid.features import load_features
+    from procvid.metrics.segmentation import frame_labels
+    from procvid.segment.files import read_segments_doc
+
+    by_id = {v.video_id: v for v in dataset.videos}
+    tasks = {}
+    for f in sorted(features.glob("*.safetensors")):
+        v = by_id[f.stem]
+        X, t, _ = load_features(f.with_suffix(".json"))
+        t = np.asarray(t, dtype=np.float64)
+        doc = read_segments_doc(segments / f"{f.stem}.segments.json")
+        units = [(int(np.searchsorted(t, r["start"])), int(np.searchsorted(t, r["end"]))) for r in doc["segments"]]
+        truth = frame_labels([(s.start, s.end, s.step_id) for s in v.segments], t, background=-1).astype(np.int64)
+        tasks.setdefault(v.task_id, []).append((VideoUnits(f.stem, np.asarray(X, dtype=np.float32), units),
+                                                t, truth, v.path))
+    return tasks
+
+
 def load(dataset, segments: Path):
     """task -> list of (VideoUnits, t, true frame labels (step id or -1), true path)."""
-    from procvid.discover import VideoUnits
     from procvid.discover.stage import _load, DiscoverInput
     from procvid.metrics.segmentation import frame_labels
 
@@ -145,12 +188,23 @@ def fmt(name: str, r: dict) -> str:
             f"{r['s']:6.2f}")
 
 
+def params_of(method: str, model: str | None) -> dict:
+    return {"model": model} if method == "steps" and model else {}
+
+
+STEPS_GRID = {"input_weight": [0.0, 0.5, 1.0], "position_weight": [0.0, 0.5, 1.0, 2.0], "background_runs": [1.5, 3.0]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--world", default="datasets/synth/discover_seed4")
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--videos", type=int, default=60)
     ap.add_argument("--tune", action="store_true", help="grid on the tuning world (datasets/synth/tune_seg, seed 3)")
+    ap.add_argument("--model", default=None, help="model folder of the steps method (default: the shipped one)")
+    ap.add_argument("--real", action="store_true",
+                    help=f"rows on the real encoder's features ({REAL_ENCODER}, {REAL_FPS:g} fps) of the first "
+                         f"{REAL_PER_TASK} videos of each task (slow to embed on CPU; cached)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     world, seed = (Path("datasets/synth/tune_seg"), 3) if args.tune else (Path(args.world), args.seed)
@@ -161,28 +215,58 @@ def main(argv=None) -> int:
     header = f"{'method':<26} {'P':>6} {'R':>6} {'F1':>6} {'IoU':>6} {'pF1':>6} {'pIoU':>6} {'gF1':>6} {'K':>5} {'sec':>6}"
     if args.tune:
         print(header)
-        for method, w, runs in itertools.product(METHODS, [0.0, 0.5, 1.0, 2.0], [1.5, 3.0]):
+        for method, w, runs in itertools.product(METHODS[:2], [0.0, 0.5, 1.0, 2.0], [1.5, 3.0]):
             r = evaluate(tasks, dataset, method, None, {"position_weight": w, "background_runs": runs})
             print(fmt(f"{method} w={w} bg={runs}", r))
+        for values in itertools.product(*STEPS_GRID.values()):
+            grid = dict(zip(STEPS_GRID, values))
+            r = evaluate(tasks, dataset, "steps", None, {**grid, **params_of("steps", args.model)})
+            print(fmt("steps " + " ".join(f"{k[:3]}={v}" for k, v in grid.items()), r))
         return 0
+    if args.real:
+        return real_rows(world, dataset, segments, tasks, header, args.model)
     print(header)
     print("K = auto")
     for m in METHODS:
-        print(fmt(m, evaluate(tasks, dataset, m)))
+        print(fmt(m, evaluate(tasks, dataset, m, params=params_of(m, args.model))))
     print("K = the task's true number of steps")
     for m in [*METHODS, "uniform", "frame-kmeans"]:
-        print(fmt(m, evaluate(tasks, dataset, m, "true")))
+        print(fmt(m, evaluate(tasks, dataset, m, "true", params_of(m, args.model))))
     videos = [u for items in tasks.values() for u, *_ in items]
     videos = (videos * (100 // len(videos) + 1))[:100]
     from procvid.discover import get_discoverer
 
     for m in METHODS:
-        started = time.perf_counter()
-        get_discoverer(m).discover(videos, None)
+        began = time.perf_counter()
+        get_discoverer(m, **params_of(m, args.model)).discover(videos, None)
         print(f"speed: {m} on 100 videos as one task ({sum(len(v.units) for v in videos)} segments, K = auto): "
-              f"{time.perf_counter() - started:.1f} s")
+              f"{time.perf_counter() - began:.1f} s")
     print(f"graph F1 of graphs from text-grounded paths (order any): {100 * grounded_graph_f1(dataset, segments, encoder):.1f}")
     print(PUBLISHED)
+    print(f"total {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+def real_rows(world: Path, dataset, segments: Path, tasks, header: str, model: str | None) -> int:
+    """The real-encoder block: the same videos on the `video` features and on the real encoder's."""
+    started = time.perf_counter()
+    features = prepare_real(world, dataset)
+    real = load_real(dataset, segments, features)
+    stems = {u.stem for items in real.values() for u, *_ in items}
+    subset = {t: [it for it in items if it[0].stem in stems] for t, items in tasks.items()}
+    subset = {t: items for t, items in subset.items() if items}
+    print(f"real encoder: {len(stems)} videos (the first {REAL_PER_TASK} of each task) of {world}; {REAL_ENCODER} "
+          f"at {REAL_FPS:g} fps ({features}) = rows (real); the sbd segments of the `video` features carried over "
+          "by time; rows (video): the same videos on the `video` features")
+    print(header)
+    for k, title in [(None, "K = auto"), ("true", "K = the task's true number of steps")]:
+        print(title)
+        for m in [*METHODS, *(["uniform", "frame-kmeans"] if k else [])]:
+            print(fmt(f"{m} (video)", evaluate(subset, dataset, m, k, params_of(m, model))))
+            if m == "steps":
+                print(f"{'steps (real)':<26} - (the shipped module takes the `video` encoder's 64-d features)")
+                continue
+            print(fmt(f"{m} (real)", evaluate(real, dataset, m, k)))
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -4,6 +4,12 @@
     .venv/bin/python tools/bench_segment.py --real         # also segment the real clips, save timelines
     .venv/bin/python tools/bench_segment.py --tune         # grid search of the sbd defaults (tuning world)
     .venv/bin/python tools/bench_segment.py --regimes      # boundary F1 per world regime (same settings)
+    .venv/bin/python tools/bench_segment.py --regimes --encoder efficientnet-lite0 --minutes 30
+                                                           # the same on the real encoder's features (the
+                                                           # first 30 min of video of each world: slower)
+    .venv/bin/python tools/bench_segment.py --select --encoder efficientnet-lite0 --minutes 30
+                                                           # training-free detectors on the seed-3 tuning
+                                                           # worlds: how the real preset's detector is chosen
 
 The benchmark world (seed 2; the CLIP and SBD models were trained on seed 0, defaults were tuned
 on seed 3) is generated if missing and embedded with the `video` encoder at 2 fps (`--encoder`) through the
@@ -29,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from procvid.defaults import detector_params
 from procvid.features import entry_paths, load_features
 from procvid.metrics.segmentation import boundary_times, evaluate, summarize
 from procvid.registry import DETECTORS
@@ -78,7 +85,21 @@ REGIMES = {
 }
 
 
-def regimes(encoder: str, fps: float, tolerance: float) -> None:
+# Seed-3 tuning worlds of the two v1 regimes: detector settings and the real preset's detector are
+# chosen here (--tune, --select), never on the held-out worlds above.
+TUNING = {
+    "v1 (30-90 s videos)": ("datasets/synth/tune_seg", 60, {}),
+    "v1 long steps (90-180 s)": ("datasets/synth/tune_long_seed3", 40, {"min_duration": 90, "max_duration": 180}),
+}
+
+
+def usable(name: str, dim: int) -> bool:
+    """Whether a detector can run on features of this size (sbd's predictor is tied to its encoder)."""
+    det = get_detector(name)
+    return getattr(det, "input_dim", dim) == dim
+
+
+def regimes(encoder: str, fps: float, tolerance: float, minutes: float | None = None) -> None:
     """Boundary F1 (and P, R, F1@50) of every detector and PySceneDetect in each regime."""
     from procvid.data.synthetic import ensure_world
 
@@ -87,10 +108,14 @@ def regimes(encoder: str, fps: float, tolerance: float) -> None:
     for label, (world, n, options) in REGIMES.items():
         world = Path(world)
         ensure_world(world, n, 2, **options)
-        data, _ = prepare(world, 2, n, features_dir(world, encoder), fps, encoder)
+        data, _ = prepare(world, 2, n, features_dir(world, encoder), fps, encoder, minutes)
         cells = []
         for name in METHODS:
-            s, _ = score(data, lambda v, det=get_detector(name): det.detect(v.X, v.t), tolerance)
+            if not usable(name, data[0].X.shape[1]):
+                cells.append("n/a (trained on other features)")
+                continue
+            det = get_detector(name, **detector_params(name, encoder))  # settings chosen for these features
+            s, _ = score(data, lambda v, det=det: det.detect(v.X, v.t), tolerance)
             cells.append(f"{s['boundary_f1']:.3f} (P {s['boundary_precision']:.2f} R {s['boundary_recall']:.2f}, "
                          f"F1@50 {s['f1@50']:.0f})")
         s, _ = score(data, scenedetect_fn("ContentDetector"), tolerance)
@@ -101,16 +126,61 @@ def regimes(encoder: str, fps: float, tolerance: float) -> None:
         print(" | ".join([label, str(len(data)), f"{minutes:.0f}", *cells]), flush=True)
 
 
-def prepare(world: Path, seed: int, num_videos: int, features: Path, fps: float, encoder: str):
+# Each training-free detector's scale setting, gridded on the tuning worlds (--select): the other
+# settings are relative to the video already (see the detectors' docstrings).
+SELECT_GRID = {
+    "kcpd": [{"penalty": p, "merge": m} for p in (0.05, 0.1, 0.2, 0.3, 0.5, 1.0) for m in (0.0, 0.2)],
+    "uvd": [{"min_shift": s} for s in (0.01, 0.02, 0.05, 0.1)],
+    "novelty": [{"threshold": t, "min_novelty": f} for t in (0.0, 0.5, 1.0) for f in (0.005, 0.02, 0.05)],
+}
+
+
+def select(encoder: str, fps: float, tolerance: float, minutes: float | None = None) -> tuple[str, dict]:
+    """Boundary F1 of each training-free detector and setting on the seed-3 tuning worlds; the best
+    (detector, setting) by its lower F1 over the worlds. This is how procvid.defaults.TUNED_PARAMS and
+    the real preset's detector are chosen."""
+    from procvid.data.synthetic import ensure_world
+
+    worlds = {}
+    for label, (world, n, options) in TUNING.items():
+        world = Path(world)
+        ensure_world(world, n, 3, **options)
+        worlds[label], _ = prepare(world, 3, n, features_dir(world, encoder), fps, encoder, minutes)
+        print(f"{label}: {len(worlds[label])} videos, {sum(v.hours for v in worlds[label]) * 60:.0f} min")
+    print(" | ".join(["detector", "setting", *worlds, "lower"]))
+    results = []
+    for name, settings in SELECT_GRID.items():
+        for params in settings:
+            det = get_detector(name, **params)
+            f1 = [score(data, lambda v: det.detect(v.X, v.t), tolerance)[0]["boundary_f1"] for data in worlds.values()]
+            results.append((min(f1), name, params))
+            print(" | ".join([name, json.dumps(params), *(f"{x:.3f}" for x in f1), f"{min(f1):.3f}"]), flush=True)
+    lower, name, params = max(results, key=lambda r: r[0])
+    print(f"best on {encoder} features (highest lower F1 over the tuning worlds): {name} {json.dumps(params)} "
+          f"({lower:.3f})")
+    return name, params
+
+
+def prepare(world: Path, seed: int, num_videos: int, features: Path, fps: float, encoder: str,
+            minutes: float | None = None):
     """Generate and embed the world if needed; return its videos and the embedding cost (seconds per
-    video-hour, None when everything was cached)."""
+    video-hour, None when everything was cached). With `minutes`, only the world's first videos (in
+    file order) up to that much video are used: slow encoders get a fixed budget per world."""
     from procvid.data.synthetic import ensure_world
     from procvid.embedding import embed_videos
     from procvid.encoders import load_encoder
-    from procvid.video import Sampling, find_videos
+    from procvid.video import Sampling, find_videos, probe
 
     ensure_world(world, num_videos, seed)
     videos = find_videos([world / "videos"])
+    if minutes is not None:
+        kept, total = [], 0.0
+        for video in videos:
+            if total >= minutes * 60:
+                break
+            kept.append(video)
+            total += probe(video[0]).duration
+        videos = kept
     t0 = time.perf_counter()
     summary = embed_videos(videos, features, load_encoder(encoder), Sampling(fps=fps), progress=False)
     embed_s = time.perf_counter() - t0
@@ -236,6 +306,10 @@ def main(argv=None) -> int:
     ap.add_argument("--real", action="store_true", help="also segment the real clips and save their timelines")
     ap.add_argument("--regimes", action="store_true",
                     help="boundary F1 of every detector on held-out worlds of each regime (v1, long steps, v2)")
+    ap.add_argument("--select", action="store_true",
+                    help="training-free detectors on the seed-3 tuning worlds (how the real preset's is chosen)")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="with --regimes/--select: use each world's first videos up to this many minutes")
     ap.add_argument("--tune", action="store_true",
                     help="grid-search sbd on the tuning world (seed 3, 60 videos) instead of benchmarking")
     args = ap.parse_args(argv)
@@ -243,7 +317,10 @@ def main(argv=None) -> int:
     started = time.perf_counter()
 
     if args.regimes:
-        regimes(args.encoder, args.fps, args.tolerance)
+        regimes(args.encoder, args.fps, args.tolerance, args.minutes)
+        return 0
+    if args.select:
+        select(args.encoder, args.fps, args.tolerance, args.minutes)
         return 0
     if args.tune:
         world = Path("datasets/synth/tune_seg")

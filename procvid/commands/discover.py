@@ -13,6 +13,7 @@ EXAMPLES = [
     "procvid discover segments/ --out discovered/",
     "procvid discover segments/ --out discovered/ --num-steps 7 --method agglomerative",
     "procvid discover segments/ --task-of tasks.csv --steps tasks.json --out discovered/",
+    "procvid discover segments/ --out discovered/ --method steps  # learned temporal module (procvid train discover)",
 ]
 COMMANDS.register("discover", HELP, __name__)
 
@@ -44,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="steps per task (default auto: chosen per task, the choice explained in the output)")
     p.add_argument("--method", type=DISCOVERERS.check, default=DEFAULT_METHOD,
                    help=f"discovery method (default {DEFAULT_METHOD}; procvid list discovery-methods)")
+    p.add_argument("--model", metavar="DIR", help="model folder of --method steps (procvid train discover; "
+                                                 "default: the shipped checkpoints/procvid-discover)")
     p.add_argument("--steps", metavar="FILE|NAME|DIR", help="optional: the tasks' step texts, to name the "
                                                            "discovered steps (a tasks.json, CrossTask file or dataset)")
     p.add_argument("--encoder", default=None, help="text encoder for --steps (default: the features' encoder)")
@@ -67,7 +70,12 @@ def run(args: argparse.Namespace) -> int:
         if encoder is None:
             features = read_segments_doc(inputs[0].segments)["features"]
             encoder = (read_sidecar(Path(features)) or {}).get("encoder_spec") or "video"
-    results, summary = discover_batch(inputs, args.out, args.method, args.num_steps, tasks=tasks,
+    params = {"model": args.model} if args.model else None
+    if params:  # a method without a model, or a folder that is not one, is one line now, not a failure per video
+        from procvid.discover import get_discoverer
+
+        get_discoverer(args.method, **params)
+    results, summary = discover_batch(inputs, args.out, args.method, args.num_steps, params=params, tasks=tasks,
                                       text_encoder=encoder, keyframes=args.keyframes,
                                       progress=not args.no_progress)
     for task, r in results.items():

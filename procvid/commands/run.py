@@ -33,6 +33,11 @@ def add_arguments(p):
     p.add_argument("--kig", metavar="PATH", help="key-step image generator folder (ours or a diffusers "
                                                  "InstructPix2Pix / Stable Diffusion folder; default: shipped)")
     p.add_argument("--no-generate", action="store_true", help="skip the key-step generation examples")
+    p.add_argument("--at", type=float, metavar="T", help="forecast what comes next after T seconds of each video "
+                                                        "(default: at its end)")
+    p.add_argument("--timelines", choices=["auto", "all", "sample", "none"],
+                   help="which videos get a timeline figure: all, none, or a sample spread over the tasks "
+                        "(default auto: all up to 48 videos, else a sample of 48)")
     options.add_device(p, default=None)
     options.add_workers(p, default=None)
     options.add_engine(p, default=None)
@@ -50,13 +55,19 @@ def run(args) -> int:
     if args.task and not args.steps:
         raise ProcvidError("--task needs --steps")
     check_positive(fps=args.fps, workers=args.workers)
+    if args.at is not None and args.at < 0:
+        raise ProcvidError(f"--at must be a time in seconds >= 0, got {args.at:g}")
     config = RunConfig.from_yaml(args.config, encoder=args.encoder, method=args.method, fps=args.fps,
                                  device=args.device, kig=args.kig, workers=args.workers, engine=args.engine,
-                                 generate=False if args.no_generate else None)
+                                 generate=False if args.no_generate else None, timelines=args.timelines)
     result = run_pipeline(args.inputs, args.out, config, annotations=args.annotations, steps=args.steps,
-                          task=args.task, progress=not args.no_progress)
+                          task=args.task, progress=not args.no_progress, at=args.at)
     for what, why, flag in result.skipped:
         print(f"skipped: {what} ({why}); to get it: {flag}")
+    from procvid.forecast.stage import summary_line
+
+    for doc in result.forecasts.values():
+        print(summary_line(doc))
     print(f"report: {result.report}")
     if result.failed:
         print(f"{result.failed} input(s) failed; reasons in the failures.jsonl of {args.out}/segments and "

@@ -23,7 +23,9 @@ def add_arguments(p):
                    help=f"boundary detector (default {defaults.METHOD}; sbd with --encoder video for synthetic-world "
                         "videos; see: procvid list detectors)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="detector parameter, repeatable (e.g. --param min_segment_s=2)")
+                   help="detector parameter, repeatable (e.g. --param min_segment_s=2); settings chosen for "
+                        "the --encoder's features apply where none is given (kcpd on efficientnet-lite0: "
+                        "penalty=0.2 merge=0)")
     p.add_argument("--num-segments", type=int, metavar="K", help="known number of segments per video")
     p.add_argument("--features", help="feature cache for video inputs (default OUT/features)")
     options.add_encoder(p)
@@ -64,6 +66,7 @@ def run(args) -> int:
     from procvid.batch import FAILURES_FILE, parse_shard
     from procvid.commands.options import check_positive, engine_from
     from procvid.data.crosstask import read_ground_truth
+    from procvid.defaults import detector_params
     from procvid.report.timeline import draw_timelines
     from procvid.segment import get_detector
     from procvid.segment.batch import segment_batch
@@ -72,7 +75,9 @@ def run(args) -> int:
 
     check_positive(num_segments=args.num_segments, fps=args.fps)
     engine = engine_from(args)
-    detector = get_detector(args.method, **parse_params(args.param))
+    # settings chosen for the encoder's features (procvid.defaults.TUNED_PARAMS); --param overrides them
+    params = {**detector_params(args.method, args.encoder), **parse_params(args.param)}
+    detector = get_detector(args.method, **params)
     truth = read_ground_truth(args.gt) if args.gt else None
     summary = segment_batch(
         args.inputs, args.out, detector, num_segments=args.num_segments, features_dir=args.features,

@@ -13,6 +13,7 @@ EXAMPLES = [
     "procvid synth --out data/synth --videos 100 --seed 0",
     "procvid synth --out data/synth_hard --videos 30 --difficulty 0.9 --size 128 --workers 2",
     "procvid synth --out data/synth_v2 --videos 30 --version 2 --timing crosstask --max-duration 300",
+    "procvid synth --out data/synth_mistakes --videos 60 --seed 5 --mistakes 0.5",
 ]
 COMMANDS.register("synth", HELP, __name__)
 
@@ -39,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "changes, textured cluttered background, distractors, occlusion)")
     parser.add_argument("--timing", default=None, choices=TIMINGS,
                         help="v2: whose annotation statistics time the steps (default crosstask)")
+    parser.add_argument("--mistakes", type=float, default=0.0, metavar="P",
+                        help="v1: probability per video of one mistake (a step before its preconditions, "
+                             "a required step skipped, or a step repeated), listed in OUT/mistakes.json and "
+                             "as error tags of the annotations (default 0: none)")
     parser.add_argument("--workers", type=int, default=2, help="rendering processes (default 2)")
 
 
@@ -62,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         version=args.version,
         timing=args.timing,
+        mistakes=args.mistakes,
     )
     total = _total_duration(out / "videos.csv")
     elapsed = time.monotonic() - started

@@ -4,6 +4,9 @@ root/tasks.json        [{"id", "name", "steps": [{"id": int, "text"}]}]
 root/videos.csv        header video_id,task_id,path,num_frames,fps,duration,order (order: step ids joined by "-")
 root/annotations/<task>_<video>.csv   CrossTask rows "step,start,end"
 root/graphs/<task>.json  true task graph, networkx node-link data with edges="edges" (nodes: step ids, START, END)
+root/mistakes.json     worlds made with mistakes: {"videos": {video: {kind, step, index, skipped, tag}}}; the
+                       step at `index` gets errors (tag,), meta["mistake"] the kind ("none" without one), and
+                       a skipped step goes to meta["missing_steps"] / meta["missing_errors"] as CaptainCook4D's
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ def load_synthetic(root=None) -> ProcedureDataset:
         steps = {int(s["id"]): Step(int(s["id"]), s["text"]) for s in t["steps"]}
         tasks[str(t["id"])] = Task(str(t["id"]), t["name"], steps)
 
+    mistakes = None
+    if (root / "mistakes.json").exists():
+        mistakes = read_json(root / "mistakes.json").get("videos", {})
     videos = []
     for row in read_csv_dicts(root / "videos.csv"):
         video_id, task_id = row["video_id"], row["task_id"]
@@ -41,8 +47,25 @@ def load_synthetic(root=None) -> ProcedureDataset:
             segments = [StepSegment(step, None, None) for step in order]
         meta = {"path": str(root / row["path"]), "num_frames": int(row["num_frames"]), "fps": float(row["fps"]),
                 "duration": float(row["duration"]), "order": order}
+        if mistakes is not None:
+            segments = _with_mistake(segments, meta, mistakes.get(video_id), video_id)
         videos.append(VideoAnnotation(video_id, task_id, segments, meta=meta))
     return ProcedureDataset("synthetic", tasks, videos, root, graphs=_read_graphs(root, tasks))
+
+
+def _with_mistake(segments: list, meta: dict, mistake: dict | None, video_id: str) -> list:
+    from dataclasses import replace
+
+    meta["mistake"] = mistake["kind"] if mistake else "none"
+    if not mistake:
+        return segments
+    i = int(mistake["index"])
+    if not 0 <= i < len(segments) or segments[i].step_id != mistake["step"]:
+        raise ProcvidError(f"mistakes.json: video {video_id} has no step {mistake['step']} at place {i}")
+    if mistake.get("skipped") is not None:
+        meta["missing_steps"] = [mistake["skipped"]]
+        meta["missing_errors"] = {mistake["skipped"]: [mistake["tag"]]}
+    return [replace(s, errors=(mistake["tag"],)) if k == i else s for k, s in enumerate(segments)]
 
 
 def _read_graphs(root, tasks) -> dict:

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from procvid.batch import FailureLog, Progress, RunSummary
-from procvid.discover.base import BACKGROUND, Discovery, VideoUnits, get_discoverer
+from procvid.discover.base import Discovery, VideoUnits, get_discoverer
 from procvid.errors import ProcvidError
-from procvid.outputs import Manifest, atomic_save, atomic_write, digest, prepare_output_dir, stamp
+from procvid.outputs import Manifest, atomic_write, digest, prepare_output_dir, stamp
 
 log = logging.getLogger(__name__)
 

@@ -272,6 +272,19 @@ def format_summary(scores: dict) -> list[str]:
 # ---------------------------------------------------------------------------- procvid run
 
 
+def timeline_marks(docs: dict) -> dict:
+    """stem -> (start, end, reason) of each flagged step with times, for the report's timelines
+    (procvid.report.timeline draw_timelines(marks=...))."""
+    out = {}
+    for stem, doc in docs.items():
+        rows = [(r["start"], r["end"], r["reason"] + (": " + ", ".join(r["names"]) if r["names"] else ""))
+                for r in doc["steps"] if r["flag"] and r.get("start") is not None]
+        if rows:
+            out[stem] = rows
+    return out
+
+
+
 RUN_SETTINGS = {"successors": True}  # procvid run: swapped steps flagged on both sides
 
 

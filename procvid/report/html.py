@@ -118,7 +118,8 @@ def _discovery_section(task_id: str, doc: dict, folder: Path, report_dir: Path) 
             f"steps in {len(doc['videos'])} videos; {why}</span></h3><table>{''.join(rows)}</table></section>")
 
 
-def _video_section(video, report_dir: Path, grounded: dict | None, mistakes: dict | None = None) -> str:
+def _video_section(video, report_dir: Path, grounded: dict | None, mistakes: dict | None = None,
+                   forecast: dict | None = None) -> str:
     doc = video.doc
     timeline = video.timeline
     thumbs = "".join(
@@ -132,6 +133,10 @@ def _video_section(video, report_dir: Path, grounded: dict | None, mistakes: dic
     if timeline.exists():
         parts.append(f"<img class='timeline' src='{_rel(timeline, report_dir)}' "
                      f"alt='timeline of {html.escape(video.stem)}'>")
+    if forecast is not None:  # under the timeline: the top next steps as bars
+        from procvid.forecast.stage import forecast_strip
+
+        parts.append(forecast_strip(forecast))
     if thumbs:
         parts.append(f"<div class='keyframes'>{thumbs}</div>")
     if grounded is not None:
@@ -147,7 +152,8 @@ def _video_section(video, report_dir: Path, grounded: dict | None, mistakes: dic
 def write_report(out: Path, videos: list, graphs: dict | None = None,
                  segmentation: dict | None = None, grounding: dict | None = None, generation: dict | None = None,
                  grounding_scores: dict | None = None, failures: dict | None = None, skipped: list | None = None,
-                 warnings: list | None = None, mistakes: dict | None = None, discovered: dict | None = None) -> Path:
+                 warnings: list | None = None, mistakes: dict | None = None, discovered: dict | None = None,
+                 forecasts: dict | None = None) -> Path:
     """Write OUT/report/index.html from the stage outputs under OUT (procvid.pipeline); `failures`:
     input -> reason, for the inputs some stage could not process."""
     out = Path(out)
@@ -185,7 +191,8 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
         body += [_generation_section(t, info, report_dir) for t, info in generation.items()]
         body.append("</div>")
     body.append("<h2>Videos</h2>")
-    body += [_video_section(v, report_dir, grounding.get(v.stem), (mistakes or {}).get(v.stem)) for v in videos]
+    body += [_video_section(v, report_dir, grounding.get(v.stem), (mistakes or {}).get(v.stem),
+                            (forecasts or {}).get(v.stem)) for v in videos]
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>procvid report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{FLAG_MISSING}</script></body></html>")
     path = report_dir / "index.html"

@@ -40,13 +40,14 @@ def _image(thumb):
 
 
 def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray, segments, gt=None,
-                  thumbnails=None, title: str | None = None, grounded=None) -> Path:
+                  thumbnails=None, title: str | None = None, grounded=None, marks=None) -> Path:
     """Write the figure (PNG) for ``segments`` (procvid.segment.Segment list) of embeddings ``X``.
 
     ``gt``: optional (start, end, label) ground-truth steps in seconds. ``grounded``: optional
     (start, end, label) steps named by grounding, coloured per step like ``gt``. ``thumbnails``:
     optional key-frame images (arrays or image files), one per segment; as many as fit without
-    overlapping are shown, longest segments first.
+    overlapping are shown, longest segments first. ``marks``: optional (start, end, reason) flagged
+    steps (procvid.mistakes), drawn as red spans with a red marker and the reason on the bars.
     """
     import matplotlib
 
@@ -91,6 +92,11 @@ def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray
             ax_bar.broken_barh([(s, e - s)], (y + 0.1, 0.8), color=cmap(steps.index(str(label)) % 20), ec="black",
                                lw=0.5)
             ax_bar.text((s + e) / 2, y + 0.5, str(label), ha="center", va="center", fontsize=7, clip_on=True)
+    for s, e, reason in marks or []:  # flagged steps: over every bar row, the reason above the top one
+        ax_bar.axvspan(s, e, color="red", alpha=0.18, lw=0)
+        ax_bar.plot([(s + e) / 2], [0.93], marker="v", color="red", ms=7, clip_on=False)
+        ax_bar.text((s + e) / 2, 1.02, str(reason), color="red", ha="center", va="bottom", fontsize=7,
+                    clip_on=False)
     ax_bar.set_yticks([0.5 - row for row in range(len(bar_rows))], [name for name, _ in bar_rows])
     ax_bar.set_ylim(1.0 - len(bar_rows), 1.0)
     ax_bar.set_xlabel("time (s)")
@@ -111,6 +117,8 @@ def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray
                 box = OffsetImage(images[i], zoom=THUMB_INCHES * fig.dpi / images[i].shape[0])
                 ax_thumb.add_artist(AnnotationBbox(box, (x, 0.5), frameon=False))
     legend = f"red: detected boundaries{', white dashed: ground truth' if gt_b else ''}; v: key frames"
+    if marks:
+        legend += f"; red spans: {len(marks)} flagged step{'s' * (len(marks) != 1)}"
     fig.suptitle(f"{title or ''}\n{legend}".strip(), fontsize=10)
     try:
         return atomic_save(path, lambda f: fig.savefig(f, dpi=fig.dpi, format="png"))
@@ -118,33 +126,91 @@ def draw_timeline(path: str | os.PathLike, X: np.ndarray, timestamps: np.ndarray
         plt.close(fig)
 
 
-def draw_timelines(videos: list, grounding: dict | None = None, progress: bool = True) -> int:
+# Which timelines a run draws (`procvid run --timelines`): drawing one costs about half a second,
+# more than embedding and segmenting a short video together, and nobody looks at a thousand of them.
+TIMELINE_CHOICES = ("auto", "all", "sample", "none")
+TIMELINE_SAMPLE = 48  # auto: every timeline up to this many videos, else a sample of this many
+
+
+def pick_timelines(videos: list, which: str = "auto", sample: int = TIMELINE_SAMPLE) -> list:
+    """The videos whose timeline is drawn: ``all``, ``none``, or a ``sample`` of `sample` videos
+    spread over the tasks (in turn, each task's videos in name order, so every task shows); ``auto``
+    is all of them up to `sample` videos, else the sample."""
+    if which not in TIMELINE_CHOICES:
+        from procvid.errors import ProcvidError
+
+        raise ProcvidError(f"timelines: {which!r} is not one of {', '.join(TIMELINE_CHOICES)}")
+    if which == "none":
+        return []
+    if which == "all" or len(videos) <= sample:
+        return list(videos)
+    by_task: dict = {}
+    for v in sorted(videos, key=lambda v: v.stem):
+        by_task.setdefault(str(v.task), []).append(v)
+    queues, picked = list(by_task.values()), []
+    while len(picked) < sample:
+        for q in queues:
+            if q and len(picked) < sample:
+                picked.append(q.pop(0))
+    return sorted(picked, key=lambda v: v.stem)
+
+
+def _draw_job(job: dict) -> None:
+    """Draw one timeline from plain values (runs in a worker process)."""
+    from procvid.features import load_features
+    from procvid.segment.base import Segment
+
+    X, t, _ = load_features(job["features"])
+    draw_timeline(job["path"], X, t, [Segment.from_dict(r) for r in job["segments"]], gt=job["gt"],
+                  thumbnails=job["thumbnails"], grounded=job["grounded"], title=job["title"], marks=job["marks"])
+
+
+def draw_timelines(videos: list, grounding: dict | None = None, progress: bool = True, marks: dict | None = None,
+                   workers: int = 1) -> int:
     """The timeline stage: ``<stem>.timeline.png`` beside each video's segments file (detections,
-    grounded steps, ground truth), for procvid.segment.files.SegmentedVideo items; a timeline whose
-    inputs did not change is not redrawn. Returns how many were drawn."""
+    grounded steps, ground truth, and the steps ``marks`` flags: stem -> (start, end, reason) list,
+    procvid.mistakes.batch.timeline_marks), for procvid.segment.files.SegmentedVideo items (see
+    `pick_timelines` for which ones a run draws); a timeline whose inputs did not change is not
+    redrawn. With ``workers`` > 1 they are drawn in that many processes (matplotlib draws in one
+    thread at a time). Returns how many were drawn."""
     from tqdm import tqdm
 
     from procvid.outputs import Manifest, digest, stamp
-    from procvid.segment.base import Segment
 
-    grounding = grounding or {}
+    grounding, marks = grounding or {}, marks or {}
     manifests: dict[Path, Manifest] = {}
-    drawn = 0
-    for v in tqdm(videos, desc="timelines", unit="video", disable=not progress or not videos, dynamic_ncols=True):
-        doc = grounding.get(v.stem)
+    todo = []
+    for v in videos:
+        doc, flagged = grounding.get(v.stem), marks.get(v.stem)
         manifest = manifests.setdefault(v.segments.parent, Manifest(v.segments.parent))
-        key = stamp("timeline", [digest(v.doc), digest(doc), v.truth, v.task], {})
+        key = stamp("timeline", [digest(v.doc), digest(doc), v.truth, v.task]
+                    + ([digest(flagged)] if flagged else []), {})
         if manifest.is_current(v.timeline, key):
             continue
         records = v.doc["segments"]
-        segments = [Segment.from_dict(r) for r in records]
-        X, t, _ = v.features
         thumbs = [v.segments.parent / r["thumbnail"] for r in records] if all("thumbnail" in r for r in records) \
             else None
-        grounded = [(s["start"], s["end"], s["step"]) for s in doc["steps"]] if doc else None
-        draw_timeline(v.timeline, X, t, segments, gt=v.truth, thumbnails=thumbs, grounded=grounded,
-                      title=f"{v.stem}: {v.doc['method']}, {len(segments)} segments"
-                            + (f"; task {v.task}" if v.task else ""))
-        manifest.record(v.timeline, key)
-        drawn += 1
-    return drawn
+        todo.append((manifest, key, {
+            "path": v.timeline, "features": v.doc["features"], "segments": records, "gt": v.truth,
+            "thumbnails": thumbs, "marks": flagged,
+            "grounded": [(s["start"], s["end"], s["step"]) for s in doc["steps"]] if doc else None,
+            "title": f"{v.stem}: {v.doc['method']}, {len(records)} segments" + (f"; task {v.task}" if v.task else "")}))
+    bar = tqdm(total=len(todo), desc="timelines", unit="video", disable=not progress or not todo, dynamic_ncols=True)
+    try:
+        if workers > 1 and len(todo) >= 4:  # below that, starting the processes costs more than it saves
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: the caller may hold threads (torch, decoding) that a fork would copy mid-flight
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+                for (manifest, key, job), _ in zip(todo, pool.map(_draw_job, [job for _, _, job in todo])):
+                    manifest.record(job["path"], key)
+                    bar.update()
+        else:
+            for manifest, key, job in todo:
+                _draw_job(job)
+                manifest.record(job["path"], key)
+                bar.update()
+    finally:
+        bar.close()
+    return len(todo)

@@ -19,8 +19,8 @@ from procvid.engine import LocalEngine
 from procvid.errors import ProcvidError, VideoError
 from procvid.outputs import Manifest, atomic_write, stamp
 from procvid.segment.base import Detector
-from procvid.segment.files import (FORMAT, FORMAT_VERSION, SEGMENTS_SUFFIX, dump_segments, output_paths, scenes_csv,
-                                   write_keyframes)
+from procvid.segment.files import (FORMAT, FORMAT_VERSION, SEGMENTS_SUFFIX, THUMBNAIL_SIZE, dump_segments,
+                                   output_paths, scenes_csv, write_keyframes)
 from procvid.video import VIDEO_EXTENSIONS, Sampling, find_videos, frames_at
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,11 @@ def collect_inputs(inputs: list[str | os.PathLike], exclude: Path | None = None)
 
 
 def embed_missing(items: list[Item], features_dir: Path, encoder_spec, sampling: Sampling, device: str,
-                  engine, progress: bool, failures: FailureLog, summary: RunSummary) -> list[Item]:
+                  engine, progress: bool, failures: FailureLog, summary: RunSummary, keep=None) -> list[Item]:
     """Fill in the features of video items through the cache (current entries are reused); the
     items whose video cannot be embedded are logged as failures and dropped. encoder_spec: a spec
-    (loaded only when some video needs embedding) or an Encoder."""
+    (loaded only when some video needs embedding) or an Encoder. keep: a procvid.embedding.KeptFrames
+    that gets the frames decoded on the way."""
     from procvid.embedding import embed_videos
     from procvid.encoders import load_encoder
 
@@ -87,7 +88,9 @@ def embed_missing(items: list[Item], features_dir: Path, encoder_spec, sampling:
         return items
     encoder = load_encoder(encoder_spec, device=device) if isinstance(encoder_spec, str) else encoder_spec
     embedded = embed_videos([(it.video, it.rel) for it in videos], features_dir, encoder, sampling,
-                            progress=progress, engine=engine)
+                            progress=progress, engine=engine, keep=keep)
+    summary.messages += embedded.messages
+    summary.messages_in += embedded.messages_in
     kept = []
     for it in items:
         if it.features is None:
@@ -114,10 +117,14 @@ class SegmentJob:
 
 
 class _SegmentOne:
-    """The per-input work: detect, write thumbnails, the CSV and (last, marking it done) the JSON."""
+    """The per-input work: detect, write thumbnails, the CSV and (last, marking it done) the JSON.
 
-    def __init__(self, num_segments: int | None):
-        self.num_segments = num_segments
+    Thumbnails are the key frames as the embed stage decoded them (kept in `kept`, a
+    procvid.embedding.KeptFrames), else decoded again by seeking at that same size: the short side
+    of the encoder's input (the sidecar's frame_size), at most THUMBNAIL_SIZE."""
+
+    def __init__(self, num_segments: int | None, kept=None):
+        self.num_segments, self.kept = num_segments, kept
 
     def __call__(self, detector: Detector, job: SegmentJob) -> tuple[int, str]:
         item, paths = job.item, job.paths
@@ -126,8 +133,12 @@ class _SegmentOne:
         video = item.video or (Path(meta["source"]) if meta.get("source") else None)
         records = [{**s.to_dict(), "keyframe_time": float(t[s.keyframe])} for s in segments]
         if job.thumbnails:
+            times = [float(t[s.keyframe]) for s in segments]
             try:
-                images = frames_at(video, [float(t[s.keyframe]) for s in segments])
+                images = self.kept.take(item.rel, times) if self.kept is not None else None
+                if images is None:
+                    images = frames_at(video, times, short_side=min(THUMBNAIL_SIZE, meta.get("frame_size")
+                                                                    or THUMBNAIL_SIZE))
             except VideoError as e:
                 log.warning("%s: no key-frame thumbnails (%s)", item.rel, e.reason)
             else:
@@ -168,7 +179,11 @@ def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, d
     expected = getattr(detector, "encoder", None)  # a learned detector is tied to its training features
     summary = RunSummary(total=len(items))
     failures = FailureLog(out_dir)
-    items = embed_missing(items, features_dir, encoder, sampling, device, engine, progress, failures, summary)
+    # key frames as embedding decodes them (this process only; a Ray engine decodes elsewhere)
+    from procvid.embedding import KeptFrames
+
+    kept = KeptFrames() if keyframes and isinstance(engine, LocalEngine) else None
+    items = embed_missing(items, features_dir, encoder, sampling, device, engine, progress, failures, summary, kept)
     header = _header(detector, num_segments)
     manifest = Manifest(out_dir)
     todo = []
@@ -184,7 +199,7 @@ def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, d
             todo.append(SegmentJob(it, paths, key, thumbs))
     warned = False
     with Progress(summary, "segment", progress) as bar:
-        for job, result, error in engine.map(_SegmentOne(num_segments), todo, _Same(detector)):
+        for job, result, error in engine.map(_SegmentOne(num_segments, kept), todo, _Same(detector)):
             source = str(job.item.video or job.item.features)
             if error:
                 summary.fail(failures, source, error)

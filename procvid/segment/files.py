@@ -18,7 +18,8 @@ Outputs per input, named after its stem; sub-folders of an input folder are mirr
     PySceneDetect's scene-list columns (without its cut-list first row). Frames are the sampled
     feature frames, numbered like PySceneDetect's: Start Frame 1-based, End Frame inclusive.
 ``<stem>.keyframes/NNN.jpg`` (or .png)
-    One thumbnail per segment, decoded from the video at the key frame's timestamp.
+    One thumbnail per segment: the key frame as the embed stage decoded it (the encoder's input
+    size, at most THUMBNAIL_SIZE on the short side), else decoded again at that size.
 ``<stem>.timeline.png``
     See :mod:`procvid.report.timeline`.
 """

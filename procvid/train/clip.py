@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import lightning as L
@@ -12,6 +11,7 @@ from torch.utils.data import TensorDataset
 
 from procvid.metrics.retrieval import text_to_frame_recall, zero_shot_step_accuracy
 from procvid.registry import MODELS
+from procvid.train.schedule import warmup_cosine
 from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 
@@ -123,17 +123,7 @@ class ClipModule(L.LightningModule):
         no_decay = [p for n, p in self.model.named_parameters() if p.ndim < 2 or "embedding" in n]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
-        total = max(1, self.trainer.estimated_stepping_batches)
-        warm = min(self.hparams.warmup_steps, total // 2)
-
-        def schedule(step):  # linear warmup, cosine decay
-            if step < warm:
-                return (step + 1) / max(1, warm)
-            # a plain float: numpy scalars in the scheduler state break weights-only checkpoint loading
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-                                                   "interval": "step"}}
+        return warmup_cosine(opt, self.trainer.estimated_stepping_batches, self.hparams.warmup_steps)
 
     def export(self, path: str | Path) -> Path:
         from safetensors.torch import save_file

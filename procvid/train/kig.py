@@ -7,7 +7,6 @@ draws its start and target from those windows: the same states with the hand els
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import lightning as L
@@ -17,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from procvid.registry import MODELS
+from procvid.train.schedule import warmup_cosine
 from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 
@@ -156,16 +156,7 @@ class KIGModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.unet.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, self.trainer.estimated_stepping_batches)
-        warm = min(self.hparams.warmup_steps, total // 2)
-
-        def schedule(step):  # linear warmup, cosine decay to 10%
-            if step < warm:
-                return (step + 1) / max(1, warm)
-            return 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-                                                   "interval": "step"}}
+        return warmup_cosine(opt, self.trainer.estimated_stepping_batches, self.hparams.warmup_steps, floor=0.1)
 
     def export(self, path: str | Path) -> Path:
         """The EMA UNet as a KIG folder (procvid.generate.kig.load_generator opens it)."""

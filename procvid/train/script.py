@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import lightning as L
 import torch
@@ -12,6 +11,7 @@ from torch.utils.data import DataLoader
 from procvid.graph.script_model import (ScriptVocab, build_network, masked_logits, save_script_model,
                                         split_sequences)
 from procvid.registry import MODELS
+from procvid.train.schedule import warmup_cosine
 from procvid.train.world import validation_mask
 
 # dataset name -> (training split, test split); the test split is never read in training
@@ -113,16 +113,7 @@ class ScriptModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, self.trainer.estimated_stepping_batches)
-        warm = min(self.hparams.warmup_steps, total // 2)
-
-        def schedule(step):  # linear warmup, cosine decay; plain floats keep checkpoints weights-only loadable
-            if step < warm:
-                return (step + 1) / max(1, warm)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-                                                   "interval": "step"}}
+        return warmup_cosine(opt, self.trainer.estimated_stepping_batches, self.hparams.warmup_steps)
 
     def on_fit_end(self):
         if self.hparams.export_dir and self.trainer.is_global_zero:

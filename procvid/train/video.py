@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from procvid.checkpoint import data_domain
 from procvid.encoders.video_tiny import VideoTinyNet
 from procvid.registry import MODELS
+from procvid.train.schedule import warmup_cosine
 from procvid.train.world import SyntheticWorldDataModule, validation_mask
 
 IDLE_TEXT = "the hand is idle between steps"
@@ -142,16 +143,7 @@ class VideoEncoderModule(L.LightningModule):
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        total = max(1, self.trainer.estimated_stepping_batches)
-        warm = min(self.hparams.warmup_steps, total // 2)
-
-        def schedule(step):  # linear warmup, cosine decay (a plain float: see procvid.train.clip)
-            if step < warm:
-                return (step + 1) / max(1, warm)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-                                                   "interval": "step"}}
+        return warmup_cosine(opt, self.trainer.estimated_stepping_batches, self.hparams.warmup_steps)
 
     def on_fit_end(self):
         if self.hparams.export_dir and self.trainer.is_global_zero:

@@ -13,6 +13,12 @@ CaptainCook4D annotations in timing.json; `plan_v2`) and adds camera pans and zo
 changes, a textured cluttered background, distractors and occlusion (`render_v2`); labels stay
 exact, and OUT/nuisances/<video>.json lists each nuisance's frame ranges. Version 1 is unchanged.
 
+With mistakes=P (v1, `procvid synth --mistakes P`) a video deviates from its task's graph with
+probability P: a step performed before one of its preconditions, a required step skipped, or a step
+repeated (plan.with_mistake); the videos show it, and OUT/mistakes.json lists each video's mistake
+(the synthetic reader turns it into StepSegment.errors and meta["mistake"]). P = 0 (the default)
+writes exactly the world without the option.
+
 On-disk layout written by generate_world() (readers rely on it):
 
     OUT/world.json, tasks.json, tasks_primary.txt (CrossTask format), videos.csv,
@@ -29,7 +35,8 @@ re-exported here.
 
 from __future__ import annotations
 
-from .plan import MIN_STEP_FRAMES, VideoPlan, frame_grid, min_video_duration, plan_video
+from .plan import (MIN_STEP_FRAMES, MISTAKE_KINDS, MISTAKE_TAGS, Mistake, VideoPlan, frame_grid,
+                   min_video_duration, plan_video, with_mistake)
 from .plan_v2 import plan_video_v2
 from .render_v2 import iter_video_frames_v2, video_renderer_v2
 from .render import (
@@ -78,6 +85,7 @@ __all__ = [
     "task_specs", "task_spec", "task_graph", "sample_order",
     # plan
     "MIN_STEP_FRAMES", "VideoPlan", "frame_grid", "min_video_duration", "plan_video",
+    "MISTAKE_KINDS", "MISTAKE_TAGS", "Mistake", "with_mistake",
     # render
     "CARRY", "TOOL", "SKIN", "SLEEVES", "HAND_RADIUS", "ARM_RADIUS", "TOOL_TIP", "TOOL_COLOR",
     "render_state", "iter_video_frames", "render_video_frames",

@@ -15,6 +15,32 @@ from .tasks import _TASKS, TaskSpec, sample_order
 MIN_STEP_FRAMES = 3  # a step must last long enough to show motion and a gradual change
 
 
+MISTAKE_KINDS = ("order", "skip", "repeat")
+# Error tag of the performed step that shows each kind (CaptainCook4D's tags where it has one).
+MISTAKE_TAGS = {"order": "Order Error", "skip": "Missing Step", "repeat": "Repeated Step"}
+SHOWN = ("place", "move", "grow")  # actions whose effect shows even when nothing was there before
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One deviation from the task's graph: `step` is performed at segment `index` (temporal order)
+    before one of its preconditions (order), after the required step `skipped` was left out (skip:
+    `step` is the first performed step that needs it), or a second time (repeat)."""
+
+    kind: str
+    step: int
+    index: int
+    skipped: int | None = None
+
+    @property
+    def tag(self) -> str:
+        return MISTAKE_TAGS[self.kind]
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "step": self.step, "index": self.index, "skipped": self.skipped,
+                "tag": self.tag}
+
+
 @dataclass(frozen=True)
 class VideoPlan:
     """Everything about a video except its pixels: order, step frames, length."""
@@ -25,6 +51,7 @@ class VideoPlan:
     fps: float
     num_frames: int
     segments: tuple[tuple[int, int, int], ...]  # (step id, start frame, end frame), temporal order
+    mistake: Mistake | None = None  # the deviation this video performs (worlds made with mistakes)
 
     @property
     def order(self) -> list[int]:
@@ -89,10 +116,16 @@ def plan_video(
     fps: float = 10.0,
     min_duration: float = 30.0,
     max_duration: float = 90.0,
+    mistakes: float = 0.0,
 ) -> VideoPlan:
-    """Order and step timing of video `index`; depends only on (seed, index), not on rendering."""
+    """Order and step timing of video `index`; depends only on (seed, index), not on rendering.
+    mistakes: probability that the video deviates from its task's graph (with_mistake); 0 gives
+    exactly the plans of a world without the option."""
     rng = np.random.default_rng([seed, index, 0])
     order = sample_order(spec, rng)
+    mistake = None
+    if mistakes > 0:  # own random stream: the order and timing draws above stay those of a clean world
+        order, mistake = with_mistake(spec, order, mistakes, np.random.default_rng([seed, index, 3]))
     grid = frame_grid(fps)
     n = len(order)
     cells = max(round(rng.uniform(min_duration, max_duration) * fps / grid), _min_cells(n, grid))
@@ -108,7 +141,61 @@ def plan_video(
         (step, int(bounds[2 * i + 1]), int(bounds[2 * i + 2])) for i, step in enumerate(order)
     )
     video_id = f"{spec.id}_{index:04d}"
-    return VideoPlan(video_id, spec.id, index, float(fps), int(bounds[-1]), segments)
+    return VideoPlan(video_id, spec.id, index, float(fps), int(bounds[-1]), segments, mistake)
+
+
+def with_mistake(spec: TaskSpec, order: list[int], probability: float,
+                 rng: np.random.Generator) -> tuple[list[int], Mistake | None]:
+    """`order` with, at `probability`, one mistake of a kind drawn uniformly among those possible:
+    order: a step with a precondition moves to a random earlier place before that precondition,
+      where its effect shows (a recolor or reshape only once its object is there);
+    skip: a required step that a later step needs is left out (the first such later step is tagged);
+    repeat: a step that places or grows something is performed again at a random later place.
+    The renderer plays the order as given, so the video shows the deviation."""
+    if rng.random() >= probability:
+        return list(order), None
+    pre = {s: {u for u, v in spec.edges if v == s} for s in spec.step_ids}
+    pos = {s: i for i, s in enumerate(order)}
+    options = {}
+    moves = []  # (step, new position in the order without it)
+    for s in order:
+        rest = [x for x in order if x != s]
+        latest = max((rest.index(u) for u in pre[s] if u in pos), default=-1)
+        moves += [(s, p) for p in range(latest + 1) if _shows(spec, rest[:p], s)]
+    if moves:
+        options["order"] = moves
+    skips = [s for s in order if s not in spec.optional
+             and any(s in pre[v] for v in order[pos[s] + 1:])]
+    if skips:
+        options["skip"] = skips
+    repeats = [(s, p) for s in order if spec.action(s).kind in ("place", "grow")
+               for p in range(pos[s] + 1, len(order) + 1)]
+    if repeats:
+        options["repeat"] = repeats
+    if not options:
+        return list(order), None
+    kind = sorted(options)[int(rng.integers(len(options)))]
+    choice = options[kind][int(rng.integers(len(options[kind])))]
+    if kind == "order":
+        step, p = choice
+        new = [x for x in order if x != step]
+        new.insert(p, step)
+        return new, Mistake(kind, step, p)
+    if kind == "skip":
+        new = [x for x in order if x != choice]
+        first = next(i for i, v in enumerate(new) if i >= pos[choice] and choice in pre[v])
+        return new, Mistake(kind, new[first], first, choice)
+    step, p = choice
+    new = list(order)
+    new.insert(p, step)
+    return new, Mistake(kind, step, p)
+
+
+def _shows(spec: TaskSpec, done: list[int], step: int) -> bool:
+    """Whether performing `step` after `done` changes what is on screen (its object is there after)."""
+    obj = spec.action(step).obj
+    return spec.action(step).kind in SHOWN or any(
+        spec.action(s).obj == obj and spec.action(s).kind in SHOWN for s in done)
 
 
 def _split(total: int, weights: np.ndarray) -> np.ndarray:

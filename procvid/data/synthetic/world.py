@@ -15,7 +15,7 @@ import numpy as np
 from procvid.errors import ProcvidError
 from procvid.outputs import atomic_write
 
-from .plan import VideoPlan, min_video_duration, plan_video
+from .plan import MISTAKE_TAGS, VideoPlan, min_video_duration, plan_video
 from .plan_v2 import MAX_DURATION, check_timing, plan_video_v2
 from .render import iter_video_frames
 from .tasks import TaskSpec, task_graph, task_spec, task_specs
@@ -68,9 +68,14 @@ def encode_video(frames: Iterator[np.ndarray], path: Path, fps: float, size: int
 
 
 def _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_duration, workers,
-                version=1, timing=None):
+                version=1, timing=None, mistakes=0.0):
     if version not in (1, 2):
         raise ProcvidError(f"world version must be 1 or 2, got {version}")
+    if not 0.0 <= mistakes <= 1.0:
+        raise ProcvidError(f"mistake probability must be in [0, 1], got {mistakes}")
+    if mistakes and version != 1:
+        # v2 repeats steps as real datasets do, so a repeated step would be no mistake there
+        raise ProcvidError("mistakes need world version 1")
     if version == 1 and timing is not None:
         raise ProcvidError("a timing (crosstask, coin, captaincook4d) needs world version 2")
     if version == 2:
@@ -151,6 +156,14 @@ def _write_truth(out: Path, plan: VideoPlan) -> None:
         atomic_write(labels, _npy_bytes(plan.labels()))
 
 
+def _write_mistakes(out: Path, plans: list[VideoPlan], probability: float) -> None:
+    """OUT/mistakes.json: the probability and, per video with a mistake, its kind, the step that shows
+    it, that step's place in the video (0-based, temporal order), the skipped step and the error tag."""
+    videos = {p.video_id: p.mistake.to_dict() for p in plans if p.mistake is not None}
+    doc = {"probability": probability, "kinds": list(MISTAKE_TAGS), "videos": videos}
+    atomic_write(out / "mistakes.json", json.dumps(doc, indent=1) + "\n")
+
+
 def _write_index(out: Path, plans: list[VideoPlan]) -> None:
     rows = ["video_id,task_id,path,num_frames,fps,duration,order"]
     rows += [f"{p.video_id},{p.task_id},{p.path},{p.num_frames},{p.fps!r},{p.duration:.2f},"
@@ -188,6 +201,7 @@ def generate_world(
     progress: bool = True,
     version: int = 1,
     timing: str | None = None,
+    mistakes: float = 0.0,
 ) -> Path:
     """Write a synthetic world (layout in the package docstring); resumes an interrupted run.
 
@@ -195,6 +209,8 @@ def generate_world(
     models were trained on. version 2: step durations, gaps and repeats drawn from `timing`'s
     annotation statistics (crosstask by default; plan_v2.plan_video_v2) and nuisances on screen
     (render_v2); min/max duration are then optional bounds on the length the timing gives.
+    mistakes (v1): probability per video of one deviation from the task's graph (plan.with_mistake),
+    listed in OUT/mistakes.json; 0 (default) writes exactly the world without the option.
     """
     from tqdm import tqdm
 
@@ -204,7 +220,7 @@ def generate_world(
         min_duration = 30.0 if min_duration is None else min_duration
         max_duration = 90.0 if max_duration is None else max_duration
     _check_args(num_videos, seed, difficulty, size, fps, min_duration, max_duration, workers,
-                version, timing)
+                version, timing, mistakes)
     out = Path(out_dir)
     # Durations are recorded too: resuming with other durations would mix two different worlds.
     bound = lambda v: None if v is None else float(v)  # noqa: E731
@@ -213,6 +229,8 @@ def generate_world(
              "max_duration": bound(max_duration)}
     if version == 2:
         world = {**world, "version": 2, "timing": timing}
+    if mistakes:
+        world["mistakes"] = float(mistakes)
     _claim_dir(out, world)
     specs = task_specs()
     _write_tasks(out, specs)
@@ -220,10 +238,12 @@ def generate_world(
         plans = [plan_video_v2(specs[i % len(specs)], i, seed, fps, timing, min_duration,
                                max_duration) for i in range(num_videos)]
     else:
-        plans = [plan_video(specs[i % len(specs)], i, seed, fps, min_duration, max_duration)
+        plans = [plan_video(specs[i % len(specs)], i, seed, fps, min_duration, max_duration, mistakes)
                  for i in range(num_videos)]
     for plan in plans:
         _write_truth(out, plan)
+    if mistakes:
+        _write_mistakes(out, plans, float(mistakes))
     (out / "videos").mkdir(exist_ok=True)
     # Longest first so the pool's last jobs are short ones.
     todo = sorted((p for p in plans if not (out / p.path).exists()), key=lambda p: -p.num_frames)

@@ -1,0 +1,160 @@
+"""Procedure planning: valid windows and both planners on hand-built graphs with known answers, observations,
+the planner's training run (fast_dev_run), `procvid plan` on local stand-in open_clip weights (the real-weights
+path), and the label-level benchmark on NIV."""
+
+import json
+from collections import Counter
+
+import networkx as nx
+import numpy as np
+import pytest
+
+from helpers import DATA, TINY_EDGES, load_tool
+from procvid.cli import main
+from procvid.errors import ProcvidError
+from procvid.forecast.plan import (ProcedurePlanner, Windows, best_paths, build_network, observation, parse_source,
+                                   save_planner, viterbi)
+from procvid.graph.script_model import ScriptVocab
+
+PLANNER_CFG = "configs/train/planner.yaml"
+DEBUG_CFG = "configs/trainer/debug.yaml"
+
+
+def tiny_graph():
+    """START -> 1 -> {2, 3} -> 4 -> END; 3 optional (helpers.TINY_EDGES)."""
+    g = nx.DiGraph(optional=[3])
+    g.add_nodes_from(["START", 1, 2, 3, 4, "END"])
+    g.add_edges_from(TINY_EDGES)
+    return g
+
+
+def test_valid_windows_of_a_hand_built_graph():
+    w = Windows({"tea": tiny_graph()})
+    steps = w.steps["tea"]
+    found = {tuple(steps[i] for i in row) for row in w.valid("tea", 3)}
+    # 1,3,4 skips the required step 2 between 1 and 4; 2,1,.. breaks the order; 1,2,4 skips optional 3
+    assert found == {(1, 2, 3), (1, 3, 2), (1, 2, 4), (2, 3, 4), (3, 2, 4)}
+    assert {tuple(steps[i] for i in row) for row in w.valid("tea", 4)} == {(1, 2, 3, 4), (1, 3, 2, 4)}
+    assert w.is_valid("tea", [1, 2, 4]) and not w.is_valid("tea", [1, 3, 4]) and not w.is_valid("tea", [9])
+
+
+def test_best_paths_and_viterbi_known_answers():
+    windows = np.array([[0, 1], [1, 0], [0, 2]])
+    pos = np.log(np.array([[0.6, 0.3, 0.1], [0.2, 0.3, 0.5]]))
+    (best, score), = best_paths(windows, pos, None, top=1)
+    assert best.tolist() == [0, 2] and score == pytest.approx(np.log(0.6 * 0.5))
+    trans = np.log(np.array([[0.01, 0.98, 0.01], [0.5, 0.0 + 1e-9, 0.5], [0.5, 0.5, 1e-9]]))
+    assert best_paths(windows, pos, trans)[0][0].tolist() == [0, 1]  # transitions overrule the second position
+    path, _ = viterbi(pos, trans)
+    assert path.tolist() == [0, 1]
+
+
+def _planner(tmp_path, counts):
+    """A planner folder for the tiny graph: one-hot prototypes (step k of tea = axis k), given transitions."""
+    import torch
+
+    vocab = ScriptVocab({"tea": [1, 2, 3, 4]}, {"tea": {1: "boil", 2: "tea", 3: "sugar", 4: "pour"}})
+    config = {"input_dim": 4, "num_steps": 4, "num_tasks": 1, "max_horizon": 4, "dim": 8, "layers": 1, "heads": 2}
+    net = build_network(**config)
+    net.start_prototypes.copy_(torch.eye(4))
+    net.goal_prototypes.copy_(torch.eye(4))
+    save_planner(tmp_path / "p", net, vocab, {"tea": tiny_graph()}, {"tea": Counter(counts)}, config, "test",
+                 settings={"temperature": 0.05, "alpha": 0.1, "decode": "graph"})
+    return ProcedurePlanner.from_pretrained(tmp_path / "p")
+
+
+def test_graph_planner_known_answers(tmp_path):
+    # training went 1 -> 3 -> 4 most often, but 1, 3, 4 skips the required step 2
+    planner = _planner(tmp_path, {(1, 3): 9, (3, 4): 9, (1, 2): 1, (2, 4): 1, (2, 3): 1, (3, 2): 2})
+    start, goal = np.eye(4)[0], np.eye(4)[3]  # looks like step 1 starting, step 4 ending
+    plan, second = planner.plan_graph(start, goal, 3, top=2)
+    assert plan.task == "tea" and plan.steps == [1, 2, 4] and plan.valid and plan.texts == ["boil", "tea", "pour"]
+    assert second.score < plan.score
+    free = planner.plan_graph(start, goal, 3, constrained=False)[0]
+    assert free.steps == [1, 3, 4] and not free.valid  # the ablation without the graph takes the invalid path
+    assert planner.plan_graph(start, goal, 4)[0].steps == [1, 3, 2, 4]  # 1 -> 3 preferred, 2 required
+    learned = planner.plan(start, goal, 3, method="learned")[0]  # untrained net: any valid path, never invalid
+    assert learned.valid and len(learned.step_probs) == 3
+    with pytest.raises(ProcvidError, match="plans 1 to 4 steps"):
+        planner.plan_graph(start, goal, 5)
+    with pytest.raises(ProcvidError, match="does not know task"):
+        planner.plan(start, goal, 3, task="coffee")
+
+
+def test_observation_windows_and_sources(tmp_path):
+    emb = np.eye(6, dtype=np.float32)[[0, 1, 2, 3, 4, 5]]
+    times = np.arange(6) * 0.5
+    assert observation(emb, times, 1.0, "start") == pytest.approx(np.array([0, 0, 1, 1, 0, 0]) / np.sqrt(2))
+    assert observation(emb, times, 1.0, "goal") == pytest.approx(np.array([0, 1, 1, 0, 0, 0]) / np.sqrt(2))
+    assert observation(emb, times, 9.0, "goal") == pytest.approx(emb[5])  # outside: the nearest row
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    assert parse_source(f"{video}@2.5") == (video, 2.5, "video")
+    for bad, message in [(f"{video}", "give the time"), (f"{video}@x", "not a time"), ("nope.png", "no such file"),
+                         (f"{video}@-1", ">= 0")]:
+        with pytest.raises(ProcvidError, match=message):
+            parse_source(bad)
+
+
+@pytest.fixture(scope="module")
+def open_clip_weights(tmp_path_factory):
+    """Stand-in weights of a real open_clip architecture saved to a local file (how real weights are given)."""
+    import open_clip
+    import torch
+
+    from procvid.encoders.open_clip_encoder import register_model_configs
+
+    register_model_configs()
+    torch.manual_seed(0)
+    weights = tmp_path_factory.mktemp("oc") / "open_clip_pytorch_model.bin"
+    torch.save(open_clip.create_model("procvid-test-tiny").state_dict(), weights)
+    return f"procvid-test-tiny:{weights}"
+
+
+@pytest.mark.slow
+def test_fast_dev_run_and_plan_with_local_open_clip_weights(small_world, open_clip_weights, tmp_path, capsys):
+    """`procvid train planner` (fast_dev_run) on features of an open_clip model given by path, then `procvid plan`
+    embedding a video's frames with that model: the same code as the shipped planner."""
+    features, model = tmp_path / "features", tmp_path / "model"
+    assert main(["train", "planner", "--config", PLANNER_CFG, "--config", DEBUG_CFG, "--data.world", str(small_world),
+                 "--data.features", str(features), "--data.encoder", open_clip_weights, "--data.num_videos", "6",
+                 "--data.horizons", "[2, 3]", "--data.batch_size", "8", "--model.export_dir", str(model),
+                 "--model.dim", "16", "--trainer.default_root_dir", str(tmp_path)]) in (0, None)
+    planner = ProcedurePlanner.from_pretrained(model)
+    assert planner.info["encoder_spec"] == open_clip_weights and planner.info["domain"] == "procvid synthetic world v1"
+    assert planner.info["encoder"].startswith("open_clip:procvid-test-tiny:open_clip_pytorch_model.bin@")
+    capsys.readouterr()
+    video = sorted((small_world / "videos").glob("*.mp4"))[0]
+    out = tmp_path / "plan.json"
+    assert main(["plan", "--start", f"{video}@1.0", "--goal", f"{video}@12", "--horizon", "3", "--model", str(model),
+                 "--top", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert len(result["plans"]) == 2 and all(len(p["steps"]) == 3 and p["valid"] for p in result["plans"])
+    assert f"1. [{result['plans'][0]['steps'][0]}]" in printed
+    # feature rows give the same observation path; the graph planner reads the same folder
+    feats = features / f"{video.stem}.safetensors"
+    assert main(["plan", "--start", f"{feats}@1.0", "--goal", f"{feats}@12", "--horizon", "2", "--model", str(model),
+                 "--planner", "graph"]) == 0
+    assert "plan 1: task" in capsys.readouterr().out
+
+
+def test_plan_command_errors(tmp_path, capsys):
+    image = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(image)
+    assert main(["plan", "--start", str(image), "--goal", str(image), "--horizon", "0"]) == 2
+    assert "--horizon must be at least 1" in capsys.readouterr().err
+    assert main(["plan", "--start", str(image), "--goal", str(image), "--horizon", "3", "--model",
+                 str(tmp_path)]) == 2
+    assert "not a procvid model folder" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (DATA / "niv").exists(), reason="NIV annotations not found (set PROCVID_DATA)")
+def test_label_level_benchmark_on_niv(capsys):
+    bench = load_tool("bench_plan")
+    results = bench.label_level("niv", horizons=(3,))
+    sr, acc, iou = results[3]["graph script"]
+    assert 0 < sr <= acc <= 100 and acc >= 100 * 2 / 3  # first and last step are given
+    assert "niv: label level" in capsys.readouterr().out
