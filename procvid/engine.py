@@ -16,23 +16,27 @@ the reason (the item's exception), so one bad input never stops a batch.
 
 :class:`LocalEngine` works in this process: ``produce`` in ``workers`` threads that run ahead,
 ``consume`` on batches that mix rows of several items. :class:`RayEngine` runs the same functions
-on Ray Data: ``produce`` in CPU tasks, ``consume``/``finish`` in a pool of actors that each hold
-one ``setup()`` state (one GPU per actor when the cluster has GPUs); connect to a cluster with
-RAY_ADDRESS, otherwise a local Ray instance starts. ``consume`` must not depend on how rows are
+in a pool of Ray actors (one per CPU of the cluster, or one per GPU when it has GPUs), each holding
+one ``setup()`` state and handed groups of items: an actor runs a LocalEngine over its group, so
+frames are decoded where they are encoded and never cross Ray's object store (passing decoded
+frames between tasks cost more than decoding them). Connect to a cluster with RAY_ADDRESS,
+otherwise a local Ray instance starts. ``consume`` must not depend on how rows are
 grouped into batches (procvid's encoders pad every forward pass to a fixed size for this), so both
 engines write identical outputs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
 from typing import Any, Callable, Iterable, Iterator
 
-import numpy as np
 
 from procvid.errors import ProcvidError, VideoError
+
+log = logging.getLogger(__name__)
 
 Outcome = tuple[Any, Any, str]  # (item, value, error reason or "")
 
@@ -168,96 +172,152 @@ class LocalEngine:
             stop.set()
 
 
+def _map_group(state, error: str, work: Callable, items: list) -> list:
+    """(value, error) per item of one group, with this process's state."""
+    if error:
+        return [(None, error)] * len(items)
+    return [(value, e) for _, value, e in LocalEngine(1).map(work, items, lambda: state)]
+
+
+def _map_batched_group(state, error: str, decode_threads: int, produce: Callable, consume: Callable,
+                       finish: Callable, items: list, batch_size: int) -> list:
+    """(value, error) per item of one group: LocalEngine here, so frames are decoded in the process
+    that encodes them."""
+    if error:
+        return [(None, error)] * len(items)
+    results: list = [None] * len(items)  # by index: items need not be hashable
+    outcomes = LocalEngine(decode_threads).map_batched(
+        lambda j: produce(items[j]), consume, lambda state, j, outputs, auxes: finish(state, items[j], outputs, auxes),
+        range(len(items)), lambda: state, batch_size)
+    for j, value, e in outcomes:
+        results[j] = (value, e)
+    return results
+
+
+class _RayWorker:
+    """One Ray actor: one ``setup()`` state, reused for every group of items it is handed (one round
+    trip per group, not per item)."""
+
+    def __init__(self, setup: Callable | None, decode_threads: int):
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()
+        self.decode_threads = decode_threads
+        self.state, self.error = _setup_once(setup, [None])
+
+    def ready(self) -> bool:
+        return True
+
+    def map(self, work: Callable, items: list) -> tuple[str, list]:
+        return self.node, _map_group(self.state, self.error, work, items)
+
+    def map_batched(self, produce, consume, finish, items: list, batch_size: int) -> tuple[str, list]:
+        return self.node, _map_batched_group(self.state, self.error, self.decode_threads, produce, consume, finish,
+                                             items, batch_size)
+
+
 class RayEngine:
-    """Ray Data: CPU tasks for ``produce``, an actor pool holding ``setup()`` states for the rest."""
+    """Ray core actors, each holding one ``setup()`` state, over groups of items."""
 
     name = "ray"
 
-    def __init__(self, actors: int | None = None, progress: bool = False):
+    def __init__(self, actors: int | None = None, progress: bool = False, group: int | None = None):
         self.actors = actors
-        self.progress = progress
+        self.progress = progress  # the stage draws its own bar
+        self.group = group
+        self.nodes: dict[str, int] = {}  # node id -> items that ran there in the last map
 
     def _start(self):
         import ray
-        import ray.data
 
         if not ray.is_initialized():
-            ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
+            # without RAY_ADDRESS a fresh local instance, never whichever cluster `ray start` left
+            # running on this machine (Ray's own default joins it)
+            ray.init(address=os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
-        ray.data.DataContext.get_current().enable_progress_bars = self.progress
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        actors = self.actors or (gpus if gpus else max(1, min(2, int(resources.get("CPU", 1)))))
-        return ray.data, ray.data.ActorPoolStrategy(size=actors), 1 if gpus else 0
+        # one actor per GPU, else per CPU: each decodes and encodes its own items
+        actors = self.actors or (gpus if gpus else max(1, int(resources.get("CPU", 1))))
+        return ray, actors, gpus
+
+    def _groups(self, n: int, actors: int) -> list[range]:
+        # about 8 groups per actor (the last group to finish idles the others for up to one group's
+        # time), at most 16 items each
+        size = self.group or max(1, min(16, -(-n // (8 * actors))))
+        return [range(a, min(a + size, n)) for a in range(0, n, size)]
+
+    def _run(self, items: list, setup: Callable | None, remote: Callable) -> Iterator[Outcome]:
+        """Hand groups of items to a pool of actors, two groups in flight per actor (none waits
+        for its next group); yield each group's outcomes as it completes."""
+        ray, count, gpus = self._start()
+        worker = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_RayWorker)
+        actors = [worker.remote(setup, 2 if gpus else 1) for _ in range(min(count, len(items)))]
+        starting = {actor.ready.remote(): actor for actor in actors}
+        todo = self._groups(len(items), len(actors))[::-1]
+        running: dict = {}  # object ref -> (actor, group)
+        lost = ""
+        self.nodes = {}
+
+        def submit(actor):
+            if todo:
+                group = todo.pop()
+                running[remote(actor, [items[j] for j in group])] = (actor, group)
+
+        def outcomes(node: str, group: range, results: list) -> Iterator[Outcome]:
+            self.nodes[node] = self.nodes.get(node, 0) + len(group)
+            for j, (value, error) in zip(group, results):
+                log.debug("ray: item %d ran on %s", j, node)
+                yield items[j], value, error
+
+        try:
+            while todo or running:
+                if starting:
+                    up, _ = ray.wait(list(starting), num_returns=len(starting), timeout=0)
+                    for ref in up:
+                        actor = starting.pop(ref)
+                        submit(actor)
+                        submit(actor)
+                if not running:
+                    if not starting:  # every actor died: what is left fails with the last reason
+                        while todo:
+                            yield from ((items[j], None, lost or "no Ray actor left") for j in todo.pop())
+                        break
+                    ray.wait(list(starting), num_returns=1)  # nothing to do until an actor is up
+                    continue
+                [ref], _ = ray.wait(list(running), num_returns=1)
+                actor, group = running.pop(ref)
+                try:
+                    node, results = ray.get(ref)
+                except Exception as e:  # the actor died (out of memory, a lost node): its group fails
+                    lost = error_reason(e).splitlines()[0]
+                    yield from ((items[j], None, lost) for j in group)
+                    continue
+                yield from outcomes(node, group, results)
+                submit(actor)
+            if self.nodes:
+                log.info("ray: %d items ran on %d node(s): %s", sum(self.nodes.values()), len(self.nodes),
+                         ", ".join(f"{n} on {node[:12]}" for node, n in sorted(self.nodes.items())))
+        finally:
+            for actor in actors:  # its process and encoder go now, not when the driver exits
+                ray.kill(actor)
 
     def map(self, work: Callable, items: Iterable, setup: Callable | None = None) -> Iterator[Outcome]:
         items = list(items)
         if not items:
             return
-        data, pool, gpus = self._start()
-
-        class Worker:
-            def __init__(self):
-                self.state, self.error = None, ""
-                try:
-                    self.state = setup() if setup is not None else None
-                except Exception as e:
-                    self.error = error_reason(e)
-
-            def __call__(self, row: dict) -> dict:
-                if self.error:
-                    return {"i": row["i"], "value": None, "error": self.error}
-                try:
-                    return {"i": row["i"], "value": work(self.state, items[row["i"]]), "error": ""}
-                except Exception as e:
-                    return {"i": row["i"], "value": None, "error": error_reason(e)}
-
-        ds = data.from_items([{"i": i} for i in range(len(items))]).map(Worker, compute=pool, num_gpus=gpus)
-        for row in ds.iter_rows():
-            yield items[row["i"]], row["value"], row["error"]
+        ray = self._start()[0]
+        fn = ray.put(work)  # shipped once, not with every group
+        yield from self._run(items, setup, lambda actor, group: actor.map.remote(fn, group))
 
     def map_batched(self, produce: Callable, consume: Callable, finish: Callable, items: Iterable,
                     setup: Callable, batch_size: int) -> Iterator[Outcome]:
         items = list(items)
         if not items:
             return
-        data, pool, gpus = self._start()
-
-        def produce_all(row: dict) -> dict:
-            try:
-                chunks = list(produce(items[row["i"]]))
-                rows = np.concatenate([c[0] for c in chunks]) if chunks else np.zeros((0,), np.uint8)
-                return {"i": row["i"], "rows": rows, "sizes": [len(c[0]) for c in chunks],
-                        "aux": [c[1] for c in chunks], "error": ""}
-            except Exception as e:
-                return {"i": row["i"], "rows": np.zeros((0,), np.uint8), "sizes": [], "aux": [],
-                        "error": error_reason(e)}
-
-        class Worker:
-            def __init__(self):
-                self.state, self.error = None, ""
-                try:
-                    self.state = setup()
-                except Exception as e:
-                    self.error = error_reason(e)
-
-            def __call__(self, row: dict) -> dict:
-                error = row["error"] or self.error
-                if error:
-                    return {"i": row["i"], "value": None, "error": error}
-                try:
-                    rows, bounds = row["rows"], np.cumsum([0, *row["sizes"]])
-                    outputs = consume(self.state, [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
-                    value = finish(self.state, items[row["i"]], outputs, list(row["aux"]))
-                    return {"i": row["i"], "value": value, "error": ""}
-                except Exception as e:
-                    return {"i": row["i"], "value": None, "error": error_reason(e)}
-
-        ds = (data.from_items([{"i": i} for i in range(len(items))])
-              .map(produce_all)
-              .map(Worker, compute=pool, num_gpus=gpus))
-        for row in ds.iter_rows():
-            yield items[row["i"]], row["value"], row["error"]
+        ray = self._start()[0]
+        fns = [ray.put(f) for f in (produce, consume, finish)]  # shipped once, not with every group
+        yield from self._run(items, setup, lambda actor, group: actor.map_batched.remote(*fns, group, batch_size))
 
 
 ENGINES = {"local": LocalEngine, "ray": RayEngine}

@@ -25,6 +25,14 @@ set holds the steps performed or passed over; performing s closes s and every st
 precede s. The closed sets are the down-sets of the precedence relation: K + 1 for a linear order,
 2^K for "any", in between for graphs. Time O(units x (states + transitions)), memory O(units x
 states); MAX_SETS (any order of up to 14 steps) and MAX_CELLS (units x states) bound both.
+
+Repeats (optional, `repeat_margin`; off by default). The alignment performs each step once, so a step
+done a second time is either dropped or absorbed into a neighbouring step. `mark_repeats` is a post-pass
+over its labels: a unit whose best-matching step is performed elsewhere in the path, and whose mean
+evidence for that step (z per second) beats its own label's (0 for a dropped unit) by at least
+`repeat_margin`, is relabelled as a repeat of it. A relabelled unit never splits another step's run
+(only dropped units between runs or units at a run's ends, peeled inwards), never removes a performed
+step, and never extends the step's own run: it is a new run of the step, reported again in the path.
 """
 
 from __future__ import annotations
@@ -51,9 +59,10 @@ MAX_CELLS = 20_000_000  # back-pointer table entries, 5 bytes each
 class Grounding:
     """A video's grounded steps.
 
-    path: step ids in performed order (each once). spans: per performed step (step, start_frame,
-    end_frame exclusive, mean similarity over its frames). labels: per frame its step id, or None
-    for background (dropped frames, also inside a step's span).
+    path: step ids in performed order (each once; with repeat marking a repeated step again where it
+    is repeated). spans: per entry of path (step, start_frame, end_frame exclusive, mean similarity
+    over its frames). labels: per frame its step id, or None for background (dropped frames, also
+    inside a step's span).
     """
 
     path: list
@@ -187,6 +196,45 @@ def align(gain: np.ndarray, precedes: np.ndarray, step_cost: float = 0.0) -> tup
     return labels, total
 
 
+def mark_repeats(gain: np.ndarray, seconds: np.ndarray, labels: np.ndarray, margin: float) -> np.ndarray:
+    """Labels with units relabelled as repeats of steps performed elsewhere (module docstring).
+
+    gain: units x steps as for align; seconds: each unit's duration (gain / seconds = mean evidence);
+    labels: align's labels (-1 dropped); margin: mean evidence (z) the repeated step must win by."""
+    labels = np.asarray(labels)
+    out = labels.copy()
+    n = len(out)
+    if n == 0 or not (labels >= 0).any():
+        return out
+    z = np.asarray(gain, dtype=np.float64) / np.maximum(np.asarray(seconds, dtype=np.float64), 1e-9)[:, None]
+    best = z.argmax(axis=1)
+    performed = set(labels[labels >= 0].tolist())
+
+    def neighbour(i: int, step: int) -> int | None:
+        j = i + step
+        while 0 <= j < n and out[j] < 0:
+            j += step
+        return j if 0 <= j < n else None
+
+    todo = list(range(n))
+    while todo:
+        i = todo.pop()
+        s, own = int(best[i]), int(out[i])
+        if s == own or s not in performed or z[i, s] - (z[i, own] if own >= 0 else 0.0) < margin:
+            continue
+        left, right = neighbour(i, -1), neighbour(i, 1)
+        lab = [None if j is None else int(out[j]) for j in (left, right)]
+        if lab[0] is not None and lab[0] == lab[1]:
+            continue  # inside a run: relabelling would split it
+        if own >= 0 and (out == own).sum() == 1:
+            continue  # the alignment's only unit of a step: keep the step
+        if any(j is not None and out[j] == s and labels[j] == s for j in (left, right)):
+            continue  # next to the step's own run: a boundary, not a repeat
+        out[i] = s
+        todo += [j for j in (left, right) if j is not None]  # peel inwards
+    return out
+
+
 # ---------------------------------------------------------------------------- videos
 
 
@@ -199,10 +247,12 @@ def step_scores(sim: np.ndarray, frame_seconds: float, drop_percentile: float = 
 
 def ground_video(frames: np.ndarray, timestamps: np.ndarray, step_texts: np.ndarray, step_ids: Sequence,
                  units: Sequence[tuple[int, int]] | None = None, order: str = "linear", graph=None,
-                 drop_percentile: float = DROP_PERCENTILE, step_cost: float = STEP_COST) -> Grounding:
+                 drop_percentile: float = DROP_PERCENTILE, step_cost: float = STEP_COST,
+                 repeat_margin: float | None = None) -> Grounding:
     """Ground one video: frame embeddings (T x D, L2-normalised) against the task's step text
     embeddings (K x D, in the task's step order). units: (start_frame, end_frame) per segment, end
-    exclusive (default: every frame is a unit); frames outside all units are background."""
+    exclusive (default: every frame is a unit); frames outside all units are background.
+    repeat_margin: None (default) performs each step once; a number marks repeats (mark_repeats)."""
     frames = np.asarray(frames, dtype=np.float32)
     t = np.asarray(timestamps, dtype=np.float64)
     if len(frames) != len(t) or len(t) == 0:
@@ -218,16 +268,26 @@ def ground_video(frames: np.ndarray, timestamps: np.ndarray, step_texts: np.ndar
     csum = np.concatenate([np.zeros((1, len(step_ids))), np.cumsum(per_frame, axis=0)])
     gain = csum[bounds[:, 1]] - csum[bounds[:, 0]]
     labels, score = align(gain, precedence_matrix(step_ids, order, graph), step_cost)
+    if repeat_margin is not None:
+        labels = mark_repeats(gain, (bounds[:, 1] - bounds[:, 0]) * period, labels, repeat_margin)
 
     frame_step = np.full(len(t), -1)
     for (a, b), label in zip(bounds, labels):
         frame_step[a:b] = label
-    path_idx = list(dict.fromkeys(int(x) for x in labels if x >= 0))
+    # one run per entry of the path: consecutive labelled units of one step (dropped units may lie inside)
+    runs: list[list[int]] = []
+    for (a, b), label in zip(bounds, labels):
+        if label < 0:
+            continue
+        if runs and runs[-1][0] == label:
+            runs[-1][1:] = min(runs[-1][1], int(a)), max(runs[-1][2], int(b))  # units given out of order too
+        else:
+            runs.append([int(label), int(a), int(b)])
     spans = []
-    for k in path_idx:
-        where = np.flatnonzero(frame_step == k)
+    for k, a, b in runs:
+        where = a + np.flatnonzero(frame_step[a:b] == k)
         spans.append((step_ids[k], int(where[0]), int(where[-1]) + 1, float(sim[where, k].mean())))
-    return Grounding(path=[step_ids[k] for k in path_idx], spans=spans,
+    return Grounding(path=[step_ids[k] for k, _, _ in runs], spans=spans,
                      labels=[step_ids[x] if x >= 0 else None for x in frame_step], score=score)
 
 

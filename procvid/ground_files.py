@@ -3,7 +3,8 @@ step path per video (`procvid ground` and `procvid run`), and the tasks' steps f
 
 `<stem>.steps.json`:
 {"format": "procvid-steps", "version": 1, "source": input file, "features": feature sidecar, "task": id,
- "encoder": text encoder id, "order": linear|graph|any, "params": {...}, "path": [step ids in order],
+ "encoder": text encoder id, "order": linear|graph|any, "params": {...}, "path": [step ids in order; a
+ repeated step again where it is repeated, only with repeat_margin],
  "steps": [{"step", "text", "start", "end" (seconds), "start_frame", "end_frame" (exclusive), "similarity"}]}
 """
 
@@ -88,20 +89,21 @@ def choose_order(order: str, task_id: str, graphs: dict) -> str:
 
 
 def ground_file(source: Path, task, text_embeddings, encoder_id: str, order: str = "linear", graph=None,
-                drop_percentile: float = DROP_PERCENTILE, step_cost: float = STEP_COST) -> dict:
+                drop_percentile: float = DROP_PERCENTILE, step_cost: float = STEP_COST,
+                repeat_margin: float | None = None) -> dict:
     """Ground one segments or feature file against its task's step texts; the steps.json document."""
     from procvid.features import load_features
 
     features, units = read_units(source)
     return ground_loaded(source, features, units, load_features(features), task, text_embeddings, encoder_id,
-                         order, graph, drop_percentile, step_cost)
+                         order, graph, drop_percentile, step_cost, repeat_margin)
 
 
 def ground_loaded(source: Path, features: Path, units, loaded: tuple, task, text_embeddings, encoder_id: str,
                   order: str = "linear", graph=None, drop_percentile: float = DROP_PERCENTILE,
-                  step_cost: float = STEP_COST) -> dict:
+                  step_cost: float = STEP_COST, repeat_margin: float | None = None) -> dict:
     """`ground_file` on inputs the caller has read already: `units` as from read_units, `loaded` =
-    load_features(features)."""
+    load_features(features). repeat_margin: see procvid.ground.mark_repeats (None: each step once)."""
     import numpy as np
 
     X, t, meta = loaded
@@ -113,11 +115,15 @@ def ground_loaded(source: Path, features: Path, units, loaded: tuple, task, text
     if meta.get("encoder") and meta["encoder"] != encoder_id:
         log.warning("%s: features come from %s, step texts from %s: the similarities mean little",
                     source.name, meta["encoder"], encoder_id)
-    result = ground_video(X, t, text_embeddings, list(task.steps), units, order, graph, drop_percentile, step_cost)
+    result = ground_video(X, t, text_embeddings, list(task.steps), units, order, graph, drop_percentile, step_cost,
+                          repeat_margin)
     period = float(t[1] - t[0]) if len(t) > 1 else 1.0
+    params = {"drop_percentile": drop_percentile, "step_cost": step_cost}
+    if repeat_margin is not None:  # only when chosen, so default documents stay as they were
+        params["repeat_margin"] = repeat_margin
     return {"format": FORMAT, "version": 1, "source": str(source), "features": str(features),
             "task": task.id, "encoder": encoder_id, "order": order,
-            "params": {"drop_percentile": drop_percentile, "step_cost": step_cost},
+            "params": params,
             "path": result.path,
             "steps": [{"step": step, "text": task.steps[step].text, "start": round(float(t[a]), 3),
                        "end": round(float(t[b - 1]) + period, 3), "start_frame": a, "end_frame": b,
@@ -200,11 +206,13 @@ class _Texts:
 
 def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, graphs: dict, encoder=None,
                  order: str = "auto", drop_percentile: float = DROP_PERCENTILE, step_cost: float = STEP_COST,
-                 device: str = "auto", progress: bool = True) -> tuple[dict[str, dict], RunSummary]:
+                 device: str = "auto", progress: bool = True,
+                 repeat_margin: float | None = None) -> tuple[dict[str, dict], RunSummary]:
     """Ground every input against its task's step texts into ``out_dir/<stem>.steps.json``; a
     steps file whose inputs and settings did not change is read, not recomputed. Returns
     ({stem: steps document}, summary); failures are listed in ``out_dir/failures.jsonl``. encoder:
-    a spec, an Encoder, or None for the encoder that made each input's features."""
+    a spec, an Encoder, or None for the encoder that made each input's features. repeat_margin: mark
+    repeated steps (procvid.ground.mark_repeats; None, the default: each step once)."""
     out_dir = Path(out_dir)
     manifest = Manifest(out_dir)
     summary = RunSummary(total=len(inputs))
@@ -220,9 +228,11 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
                 chosen = orders[task.id]
                 graph = graphs.get(task.id) if chosen == "graph" else None
                 source = digest(item.video.doc) if item.video is not None else file_digest(item.source)
-                key = stamp("ground", [source, task.id, task.texts(), digest(_edges(graph))],
-                            {"encoder": encoder if isinstance(encoder, str) or encoder is None else encoder.id, "order": chosen, "drop_percentile": drop_percentile,
-                             "step_cost": step_cost})
+                settings = {"encoder": encoder if isinstance(encoder, str) or encoder is None else encoder.id,
+                            "order": chosen, "drop_percentile": drop_percentile, "step_cost": step_cost}
+                if repeat_margin is not None:  # absent by default: earlier outputs stay current
+                    settings["repeat_margin"] = repeat_margin
+                key = stamp("ground", [source, task.id, task.texts(), digest(_edges(graph))], settings)
                 doc = read_steps(path) if manifest.is_current(path, key) else None
                 if doc is not None:
                     summary.skipped += 1
@@ -233,10 +243,11 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
                     if item.video is not None:
                         v = item.video
                         doc = ground_loaded(v.segments, Path(v.doc["features"]), v.units, v.features, task,
-                                            embeddings, encoder_id, chosen, graph, drop_percentile, step_cost)
+                                            embeddings, encoder_id, chosen, graph, drop_percentile, step_cost,
+                                            repeat_margin)
                     else:
                         doc = ground_file(item.source, task, embeddings, encoder_id, chosen, graph,
-                                          drop_percentile, step_cost)
+                                          drop_percentile, step_cost, repeat_margin)
                     write_steps(path, doc)
                     manifest.record(path, key)
                     summary.done += 1

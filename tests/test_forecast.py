@@ -33,6 +33,27 @@ def test_context_tokens_average_windows_of_what_was_seen():
     assert len(context_tokens(X, t, until=99.0, window=0.5, max_tokens=4)[0]) == 4  # the latest ones
 
 
+def test_recent_frames_are_tokens_of_their_own():
+    X = np.arange(10, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    t = np.arange(10) * 0.5  # 2 fps
+    tokens, times = context_tokens(X, t, until=4.0, window=2.0, recent=1.0)
+    # frames 0..7 (t < 4): window [0, 2) = frames 0-3, window [2, 3) = frames 4-5, then frames 6 and 7 alone
+    assert tokens[:, 0].tolist() == [1.5, 4.5, 6.0, 7.0] and times.tolist() == [0.75, 2.25, 3.0, 3.5]
+    assert context_tokens(X, t, until=4.0, window=2.0, recent=0.0)[0][:, 0].tolist() == [1.5, 5.5]
+
+
+def test_training_example_labels_the_next_and_the_current_step():
+    from procvid.data.procedures import StepSegment
+    from procvid.train.forecast import ForecastVideo, example
+
+    segs = [StepSegment(1, 0.0, 2.0), StepSegment(2, 3.0, 5.0), StepSegment(3, 5.0, 7.0)]
+    video = ForecastVideo(np.ones((16, 3), np.float32), np.arange(16) * 0.5, segs, 0, [10, 11, 12],
+                          np.eye(3, dtype=np.float32))
+    *_, target, task, row, current = example(video, 3.5)  # inside step 2: next is 3, current is 2
+    assert target.tolist() == [0, 0, 1] and (row, current) == (12, 11)
+    assert example(video, 0.0)[5:] == (10, -100)  # nothing begun yet: no current step
+
+
 def test_next_segment_is_the_first_starting_at_or_after_the_time():
     from procvid.data.procedures import StepSegment
 
@@ -41,8 +62,9 @@ def test_next_segment_is_the_first_starting_at_or_after_the_time():
     assert next_segment(segs, 5.0).step_id == 3 and next_segment(segs, 5.5) is None
 
 
-@pytest.mark.parametrize("head", ["flow", "regression"])
-def test_forecast_module_fast_dev_run_exports_a_loadable_model(small_world, world_features, tmp_path, head):
+@pytest.mark.parametrize("head, recent, current", [("flow", "0", "0"), ("regression", "4", "0.5")])
+def test_forecast_module_fast_dev_run_exports_a_loadable_model(small_world, world_features, tmp_path, head, recent,
+                                                                current):
     from procvid.data import load_dataset
     from procvid.features import load_features
     from procvid.forecast.latent import LatentForecaster
@@ -55,9 +77,11 @@ def test_forecast_module_fast_dev_run_exports_a_loadable_model(small_world, worl
                        "--data.world", str(small_world), "--data.features", str(world_features),
                        "--data.num_videos", "6", "--data.batch_size", "8", "--data.samples_per_video", "2",
                        "--model.head", head, "--model.samples", "4", "--model.flow_steps", "3",
-                       "--model.export_dir", str(out)])
+                       "--model.export_dir", str(out), "--data.recent", recent, "--model.current_weight", current])
     model = LatentForecaster.from_pretrained(out)
     assert model.info["architecture"]["head"] == head and model.info["encoder_spec"] == "video"
+    assert model.info["architecture"]["current_head"] == (current != "0")
+    assert model.info["architecture"]["recent"] == float(recent)
     video = load_dataset(small_world).videos[0]
     X, t, meta = load_features(world_features / f"{video.video_id}.json")
     assert model.encoder == meta["encoder"]

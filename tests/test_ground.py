@@ -10,7 +10,7 @@ import pytest
 
 from procvid.cli import main
 from procvid.errors import ProcvidError
-from procvid.ground import align, ground_video, path_edit_accuracy, precedence_matrix
+from procvid.ground import align, ground_video, mark_repeats, path_edit_accuracy, precedence_matrix
 
 LINEAR4 = precedence_matrix(range(4), "linear")
 
@@ -126,6 +126,50 @@ def test_ground_video_recovers_a_non_canonical_order():
     assert segments.path == [10, 30, 20, 50]
 
 
+def test_mark_repeats_relabels_a_dropped_unit_that_matches_a_performed_step():
+    g = gains(0, 1, 0, 2)  # step 0 shown again after step 1
+    g[1, 1] = 2.0
+    ones = np.ones(4)
+    labels, _ = align(g, LINEAR4)
+    assert labels.tolist() == [0, 1, -1, 2]  # each step once: the repeat is dropped
+    assert mark_repeats(g, ones, labels, 0.5).tolist() == [0, 1, 0, 2]
+    assert mark_repeats(g, ones, labels, 1.5).tolist() == [0, 1, -1, 2]  # not clear enough at this margin
+    assert mark_repeats(g, 2 * ones, labels, 0.75).tolist() == [0, 1, -1, 2]  # mean evidence per second
+
+
+def test_mark_repeats_peels_a_run_end_but_never_splits_a_run_or_removes_a_step():
+    g = gains(0, 1, 1, 0, 0, 2)
+    absorbed = np.array([0, 1, 1, 1, 1, 2])  # the repeat of 0 absorbed into the end of step 1's run
+    assert mark_repeats(g, np.ones(6), absorbed, 0.5).tolist() == [0, 1, 1, 0, 0, 2]
+    inside = np.array([0, 1, 1, 1, 1, 2])
+    g2 = gains(0, 1, 0, 1, 1, 2)  # a unit like step 0 inside step 1's run: left alone
+    assert mark_repeats(g2, np.ones(6), inside, 0.5).tolist() == inside.tolist()
+    only = np.array([0, 1, 2])  # the only unit of step 1 is kept even if it looks like step 0
+    assert mark_repeats(gains(0, 0, 2), np.ones(3), only, 0.5).tolist() == [0, 1, 2]
+    beside = np.array([0, -1, 2])  # next to step 0's own run: a boundary, not a repeat
+    assert mark_repeats(gains(0, 0, 2), np.ones(3), beside, 0.5).tolist() == [0, -1, 2]
+
+
+def test_ground_video_reports_a_repeated_step_only_with_the_option():
+    rng = np.random.default_rng(1)
+    texts = rng.normal(size=(5, 32))
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    X, t = video([0, 1, 2, 1, 3], texts)
+    ids = [10, 20, 30, 40, 50]
+    units = [(i * 6, i * 6 + 6) for i in range(5)]
+    for order in ("linear", "any"):
+        once = ground_video(X, t, texts, ids, units=units, order=order, drop_percentile=75)
+        assert once.path == ([10, 20, 30, 40] if order == "linear" else [10, 30, 20, 40])  # the repeat is lost
+        repeated = ground_video(X, t, texts, ids, units=units, order=order, drop_percentile=75, repeat_margin=0.5)
+        assert repeated.path == [10, 20, 30, 20, 40]
+        assert [s[:3] for s in repeated.spans] == [(10, 0, 6), (20, 6, 12), (30, 12, 18), (20, 18, 24), (40, 24, 30)]
+        assert repeated.labels[18:24] == [20] * 6
+    clean = video([0, 1, 2, 3], texts)
+    for units in (units[:4], None):  # no repeat, none reported (segments or single frames)
+        assert ground_video(*clean, texts, ids, units, "any", drop_percentile=75,
+                            repeat_margin=0.5).path == [10, 20, 30, 40]
+
+
 def test_path_edit_accuracy():
     assert path_edit_accuracy([1, 2, 3], [1, 2, 3]) == 1.0
     assert path_edit_accuracy([], []) == 1.0
@@ -178,6 +222,15 @@ def test_ground_cli_writes_step_paths(reuse_encoder, tmp_path, source, capsys):
     assert doc["task"] == "salad" and doc["path"] == [3, 1, 2]
     assert [s["start_frame"] for s in doc["steps"]] == [0, 3, 6] and doc["steps"][0]["end"] == 1.5
     assert "salad_0001: task salad, any order, 3 steps: 3 1 2" in capsys.readouterr().out
+    assert "repeat_margin" not in doc["params"]  # the default documents stay as they were
+
+
+def test_ground_cli_repeat_margin_is_recorded_and_redoes_the_outputs(reuse_encoder, tmp_path):
+    root = reuse_encoder
+    args = ["ground", str(root / "seg"), "--steps", str(root / "tasks.json"), "--order", "any", "--out", str(tmp_path)]
+    assert main(args) == 0 and main(args + ["--repeat-margin", "1"]) == 0
+    doc = json.loads((tmp_path / "salad_0001.steps.json").read_text())
+    assert doc["params"]["repeat_margin"] == 1.0 and doc["path"] == [3, 1, 2]  # nothing repeated there
 
 
 def test_ground_cli_errors(reuse_encoder, tmp_path, capsys):

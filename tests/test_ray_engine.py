@@ -2,6 +2,16 @@
 on the shared real clips and on synthetic videos, and a rerun on Ray redoes nothing."""
 
 import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +23,9 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -36,6 +46,7 @@ def _segment(engine, inputs, out, capsys):
     return capsys.readouterr().out
 
 
+@pytest.mark.usefixtures("local_ray")
 def test_ray_and_local_outputs_are_identical_and_a_ray_rerun_redoes_nothing(inputs, tmp_path, capsys):
     assert "13 videos: 13 processed, 0 already done, 0 failed" in _segment("local", inputs, tmp_path / "local", capsys)
     assert "13 videos: 13 processed, 0 already done, 0 failed" in _segment("ray", inputs, tmp_path / "ray", capsys)
@@ -70,6 +81,7 @@ def _comparable(out):
 RUN_CLIPS = ["bigbuckbunny.mp4", "carphone_distorted.mp4", "carphone_pristine.mp4", "cup.mp4"]  # short ones
 
 
+@pytest.mark.usefixtures("local_ray")
 def test_run_on_ray_writes_what_the_local_engine_writes(videos_dir, tmp_path):
     """`procvid run --engine ray` and `--engine local` on short shared clips (each taken as a video of
     the hand-written tea task) write byte-identical features, segments, steps and graphs."""
@@ -87,3 +99,77 @@ def test_run_on_ray_writes_what_the_local_engine_writes(videos_dir, tmp_path):
     assert sorted(local) == sorted(on_ray)
     for name in local:
         assert local[name] == on_ray[name], name
+
+
+def _ray_start(args: list[str], log, env) -> subprocess.Popen:
+    """`ray start ... --block` in its own process group (ended by its id, never with `ray stop`,
+    which would stop every Ray instance on the machine); waits until the node is up."""
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", *args, "--block"], env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 40
+    while "Ray runtime started" not in Path(log.name).read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            pytest.skip(f"`ray start` did not start a node: {Path(log.name).read_text()[-500:]}")
+        time.sleep(0.5)
+    return proc
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=5)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def test_two_local_ray_nodes_both_do_work(tmp_path):
+    """A head and a worker node started with `ray start` (one CPU each, on this machine):
+    `procvid embed --engine ray` with RAY_ADDRESS spreads the videos over both nodes, writes what
+    the local engine writes, and says which node ran how many."""
+    from procvid.data.synthetic import generate_world
+
+    if not Path(sys.executable).with_name("ray").exists():
+        pytest.skip("no `ray` command next to this Python")
+    world = tmp_path / "world"
+    generate_world(world, num_videos=6, seed=5, size=64, min_duration=8, max_duration=10, progress=False)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # a short temp dir of its own (Ray's socket paths must stay short; other Ray users keep /tmp/ray)
+    temp = tempfile.mkdtemp(prefix="pvray", dir="/tmp")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    nodes = []
+    try:
+        with open(tmp_path / "head.log", "w") as head_log, open(tmp_path / "worker.log", "w") as worker_log:
+            nodes.append(_ray_start(["--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "1",
+                                     "--include-dashboard", "false", "--temp-dir", temp], head_log, env))
+            nodes.append(_ray_start(["--address", f"127.0.0.1:{port}", "--node-ip-address", "127.0.0.1",
+                                     "--num-cpus", "1"], worker_log, env))
+            outs = {}
+            for engine in ("ray", "local"):
+                done = subprocess.run(
+                    [sys.executable, "-m", "procvid.cli", "embed", str(world / "videos"), "--out",
+                     str(tmp_path / engine), "--encoder", "video", "--engine", engine, "--no-progress"],
+                    env={**env, "RAY_ADDRESS": f"127.0.0.1:{port}", "TQDM_DISABLE": "1"}, capture_output=True,
+                    text=True, timeout=120)
+                assert done.returncode == 0, done.stderr[-2000:]
+                outs[engine] = done.stdout + done.stderr
+    finally:
+        for proc in reversed(nodes):
+            _stop(proc)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert "6 videos: 6 processed" in outs["ray"]
+    line = re.search(r"ray: 6 items ran on (\d+) node\(s\): (.*)", outs["ray"])
+    assert line, outs["ray"][-2000:]
+    counts = [int(n) for n in re.findall(r"(\d+) on [0-9a-f]+", line.group(2))]
+    assert line.group(1) == "2" and len(counts) == 2 and min(counts) >= 1 and sum(counts) == 6, line.group(0)
+    for f in sorted((tmp_path / "local").glob("*.json")):
+        if f.name.startswith("failures"):
+            continue
+        assert json.loads(f.read_text())["tensor_sha1"] == \
+            json.loads((tmp_path / "ray" / f.name).read_text())["tensor_sha1"], f.name

@@ -28,11 +28,13 @@
     grounded step of the same id that overlaps it most (not flagged when grounding missed it), and
     grounded steps matching no true step before the cut count as correct steps (a flag there is a
     false alarm). Chosen on the tuning world by Avg F1 from video: the grounding order (any or linear;
-    graph order would hide the deviations), drop percentile and step cost (GROUND_GRID), and the
-    detector with its settings (the CV grids of precondition and probability). The true step paths
-    give the upper reference row.
+    graph order would hide the deviations), drop percentile, step cost and repeat marking (GROUND_GRID:
+    each step once, or procvid.ground.mark_repeats at a margin in REPEAT_MARGINS, so a repeated step
+    can reach the detector), and the detector with its settings (the CV grids of precondition and
+    probability). The true step paths give the upper reference row. `--tune` prints the tuning
+    world's best Avg F1 per repeat margin and the choice, without reading the held-out world.
 
-    python tools/bench_mistake.py [--no-tgml] [--part a|b|c]
+    python tools/bench_mistake.py [--no-tgml] [--part a|b|c] [--tune]
 """
 
 from __future__ import annotations
@@ -211,8 +213,11 @@ SYNTH_WORLDS = {"tune": ("datasets/synth/mistakes_tune_seed13", 13),
 SYNTH_VIDEOS = 60
 SYNTH_P = 0.5  # probability of a mistake per video
 TRAIN_SEED, TRAIN_VIDEOS = 11, 240  # mistake-free training videos (annotated step paths)
-# grounding settings tried on the tuning world: (order, drop percentile, step cost)
-GROUND_GRID = [(order, drop, cost) for order in ("any", "linear") for drop in (50.0, 65.0, 80.0) for cost in (0.0, 1.0)]
+# grounding settings tried on the tuning world: (order, drop percentile, step cost, repeat margin: None = each
+# step once, else procvid.ground.mark_repeats)
+REPEAT_MARGINS = (None, 0.25, 0.5, 1.0, 1.5, 2.0)
+GROUND_GRID = [(order, drop, cost, repeat) for order in ("any", "linear") for drop in (50.0, 65.0, 80.0)
+               for cost in (0.0, 1.0) for repeat in REPEAT_MARGINS]
 TARGET_SYNTH = 70.0
 PUBLISHED_PREDICTED = ("DO from predicted steps, A101-O (published)", 53.5)
 
@@ -254,12 +259,13 @@ def synth_prepare(world, seed: int, grounding=GROUND_GRID) -> tuple:
     dataset = load_dataset(world)
     inputs = [GroundInput(v.video_id, segments / f"{v.video_id}.segments.json", v.task_id) for v in dataset.videos]
     grounded = {}
-    for order, drop, cost in grounding:
-        docs, summary = ground_batch(inputs, Path(f"{world}_steps_{order}_d{drop:g}_c{cost:g}"), dataset.tasks, {},
-                                     encoder, order, drop_percentile=drop, step_cost=cost, progress=False)
+    for order, drop, cost, repeat in grounding:
+        folder = f"{world}_steps_{order}_d{drop:g}_c{cost:g}" + ("" if repeat is None else f"_r{repeat:g}")
+        docs, summary = ground_batch(inputs, Path(folder), dataset.tasks, {}, encoder, order, drop_percentile=drop,
+                                     step_cost=cost, progress=False, repeat_margin=repeat)
         if summary.failed:
             raise SystemExit(f"grounding failed for {summary.failed} videos of {world}")
-        grounded[(order, drop, cost)] = docs
+        grounded[(order, drop, cost, repeat)] = docs
     return dataset, grounded, time.perf_counter() - started
 
 
@@ -340,7 +346,13 @@ def synth_detectors(sequences, steps, candidates):
     return out
 
 
-def print_synthetic() -> None:
+def _grounding(g) -> str:
+    order, drop, cost, repeat = g
+    return (f"grounding order {order}, drop percentile {drop:g}, step cost {cost:g}, "
+            + ("each step once" if repeat is None else f"repeats marked at margin {repeat:g}"))
+
+
+def print_synthetic(tune_only: bool = False) -> None:
     sequences, steps = synth_training()
     candidates = synth_candidates()
     detectors = synth_detectors(sequences, steps, candidates)
@@ -350,6 +362,16 @@ def print_synthetic() -> None:
     table = [(synth_score(tune, det, tune_grounded[g])["avg_f1"], -k, -i, g, i)
              for k, g in enumerate(GROUND_GRID) for i, det in enumerate(detectors)]
     best_f1, _, _, chosen, best = max(table)
+    if tune_only:  # the tuning world alone: best Avg F1 per repeat margin, the held-out world untouched
+        print(f"(c) tuning world seed {SYNTH_WORLDS['tune'][1]}, best Avg F1 from video per repeat margin:")
+        for repeat in REPEAT_MARGINS:
+            f1, _, _, g, i = max(r for r in table if r[3][3] == repeat)
+            kinds = synth_score(tune, detectors[i], tune_grounded[g])["kinds"]
+            print(f"  {'once' if repeat is None else repeat:>5}: {100 * f1:.1f} ({_grounding(g)}; {candidates[i][0]} "
+                  + ", ".join(f"{k}={v}" for k, v in candidates[i][1].items()) + "; caught "
+                  + ", ".join(f"{k} {hit}/{total}" for k, (hit, total) in kinds.items()) + ")")
+        print(f"  chosen: {_grounding(chosen)}; preparing the tuning world {tune_s:.0f} s")
+        return
     (name, settings), detector = candidates[best], detectors[best]
     test, test_grounded, test_s = synth_prepare(*SYNTH_WORLDS["heldout"], grounding=[chosen])
     kinds = ", ".join(f"{k} {sum(1 for v in test.videos if v.meta.get('mistake') == k)}"
@@ -358,8 +380,8 @@ def print_synthetic() -> None:
           f"({len(test.videos)} videos; mistakes: {kinds}); tuning world seed {SYNTH_WORLDS['tune'][1]}; graphs "
           f"from {TRAIN_VIDEOS} mistake-free training paths (seed {TRAIN_SEED}); scores in %")
     print(f"  chosen on the tuning world ({len(detectors)} detector settings x {len(GROUND_GRID)} grounding settings, "
-          f"Avg F1 from video {100 * best_f1:.1f}): grounding order {chosen[0]}, drop percentile {chosen[1]:g}, "
-          f"step cost {chosen[2]:g}; {name} " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+          f"Avg F1 from video {100 * best_f1:.1f}): {_grounding(chosen)}; {name} "
+          + ", ".join(f"{k}={v}" for k, v in settings.items()))
     print(f"{'held-out rows':44} | {'Avg F1':>6} | {'correct P':>9} {'R':>5} {'F1':>5} | {'mistake P':>9} {'R':>5} "
           f"{'F1':>5} | recall per kind")
     rows = [("from video (grounded steps)", synth_score(test, detector, test_grounded[chosen])),
@@ -387,7 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-tgml", action="store_true", help="skip the TGML graph row of (a) (about 15 s)")
     parser.add_argument("--part", choices=["a", "b", "c"], help="only one part (default: all)")
+    parser.add_argument("--tune", action="store_true", help="part c on the tuning world only (the choices, per "
+                                                            "repeat margin); the held-out world is not read")
     args = parser.parse_args(argv)
+    if args.tune:
+        args.part = "c"
     started = time.perf_counter()
     try:
         if args.part in (None, "a"):
@@ -397,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             print_cc4d(load_dataset("captaincook4d"))
             print()
         if args.part in (None, "c"):
-            print_synthetic()
+            print_synthetic(tune_only=args.tune)
     except ProcvidError as e:
         print(f"bench_mistake: error: {e}", file=sys.stderr)
         return 2

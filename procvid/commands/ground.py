@@ -13,6 +13,7 @@ EXAMPLES = [
     "procvid ground seg/ --steps datasets/synth/heldout_seed1 --out steps/",
     "procvid ground features/salad_0000.json --steps tasks.json --task salad --order any --out steps/",
     "procvid ground seg/ --steps crosstask --task 23521 --order graph --graph graphs/23521.json --out steps/",
+    "procvid ground seg/ --steps data/synth_mistakes --order any --repeat-margin 1 --out steps/",
 ]
 COMMANDS.register("ground", HELP, __name__)
 
@@ -40,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"similarity percentile below which units are background (default {DROP_PERCENTILE:g})")
     p.add_argument("--step-cost", type=float, default=STEP_COST, metavar="S",
                    help=f"penalty per performed step, seconds of evidence (default {STEP_COST:g})")
+    p.add_argument("--repeat-margin", type=float, default=None, metavar="Z",
+                   help="also report repeated steps: a segment matching a step performed elsewhere better than its "
+                        "own label by Z (mean standardised similarity) is that step again (default: each step once)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for <stem>.steps.json")
     options.add_device(p)
     options.add_no_progress(p)
@@ -60,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = [GroundInput(stem, source, task_of(stem, args.task, tasks))
               for stem, source in collect_ground_inputs(args.inputs).items()]
     docs, summary = ground_batch(inputs, args.out, tasks, graphs, args.encoder, args.order, args.drop_percentile,
-                                 args.step_cost, args.device, progress=not args.no_progress)
+                                 args.step_cost, args.device, progress=not args.no_progress,
+                                 repeat_margin=args.repeat_margin)
     for stem, doc in docs.items():
         print(f"{stem}: task {doc['task']}, {doc['order']} order, {len(doc['path'])} steps: "
               f"{' '.join(map(str, doc['path'])) or '(none)'}")

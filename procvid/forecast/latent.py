@@ -4,7 +4,10 @@
 Context. The observed frames (timestamp < until) are averaged per WINDOW seconds into at most
 MAX_TOKENS tokens (the latest ones), each with a sinusoidal embedding of its time; a CLS token (task
 recognition) and a NOW token (the embedding of `until`) come first, so an empty context still predicts
-the first step. A pre-norm transformer encoder reads them.
+the first step. A pre-norm transformer encoder reads them. For observation times inside a step
+(architecture `recent`: the latest seconds of frames as single-frame tokens, so a step begun just
+before `until` is not averaged into the previous one's window; `current_head`: a training-only
+classifier of the step under way): together they helped at random times on the tuning world (model card).
 
 Prediction. The target is the next step's embedding: the mean of its frames' features, L2-normalised,
 then standardised per dimension with the training set's mean and std. A transformer decoder reads the
@@ -43,14 +46,20 @@ READOUTS = ("prototype", "text")
 
 
 def context_tokens(X: np.ndarray, t: np.ndarray, until: float, window: float = WINDOW,
-                   max_tokens: int = MAX_TOKENS) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens [L, D], their mean times [L]) of the frames observed before `until` (module doc)."""
+                   max_tokens: int = MAX_TOKENS, recent: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens [L, D], their mean times [L]) of the frames observed before `until` (module doc); the
+    frames of the last `recent` seconds are tokens of their own, so that a step begun just before
+    `until` is not averaged away into a window of the previous one."""
     X, t = np.asarray(X, dtype=np.float32), np.asarray(t, dtype=np.float64)
     keep = t < until
     if not keep.any():
         return np.zeros((0, X.shape[1]), np.float32), np.zeros(0, np.float32)
     X, t = X[keep], t[keep]
-    _, inverse = np.unique(np.floor(t / window).astype(np.int64), return_inverse=True)
+    bins = np.floor(t / window).astype(np.int64)
+    fine = t >= until - recent
+    if fine.any():  # ids after every window's: one token per recent frame
+        bins = np.where(fine, bins.max() + 1 + np.cumsum(fine), bins)
+    _, inverse = np.unique(bins, return_inverse=True)
     counts = np.bincount(inverse).astype(np.float64)
     sums = np.zeros((len(counts), X.shape[1]))
     np.add.at(sums, inverse, X)
@@ -85,8 +94,10 @@ def sinusoid(x, n: int, max_period: float):
 
 def build_network(dim_in: int = 64, dim: int = 64, layers: int = 2, heads: int = 4, num_tasks: int = 1,
                   num_steps: int = 1, head: str = "regression", dropout: float = 0.1, window: float = WINDOW,
-                  max_tokens: int = MAX_TOKENS):
-    """The forecaster network (module doc); buffers: the target standardisation and the step prototypes."""
+                  max_tokens: int = MAX_TOKENS, recent: float = 0.0, current_head: bool = False):
+    """The forecaster network (module doc); buffers: the target standardisation and the step prototypes.
+    recent: seconds of latest frames kept as single-frame tokens (context_tokens); current_head: a
+    classifier of the step in progress at `until` from the NOW token (a training-only auxiliary task)."""
     import torch
     from torch import nn
 
@@ -96,7 +107,7 @@ def build_network(dim_in: int = 64, dim: int = 64, layers: int = 2, heads: int =
     class ForecastNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.head, self.window, self.max_tokens = head, window, max_tokens
+            self.head, self.window, self.max_tokens, self.recent = head, window, max_tokens, recent
             self.in_proj = nn.Linear(dim_in, dim)
             self.time_proj = nn.Linear(32, dim)
             self.special = nn.Parameter(torch.randn(2, dim) * 0.02)  # CLS, NOW
@@ -104,6 +115,7 @@ def build_network(dim_in: int = 64, dim: int = 64, layers: int = 2, heads: int =
             self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
             self.norm = nn.LayerNorm(dim)
             self.task_head = nn.Linear(dim, num_tasks)
+            self.current_head = nn.Linear(dim, num_steps) if current_head else None
             self.query = nn.Parameter(torch.randn(1, dim) * 0.02)
             self.x_proj = nn.Linear(dim_in, dim)
             self.s_proj = nn.Linear(32, dim)
@@ -205,7 +217,8 @@ class LatentForecaster:
 
     def _encode(self, videos: list[tuple], untils: Sequence[float]):
         arch = self.info["architecture"]
-        contexts = [context_tokens(X, t, u, arch.get("window", WINDOW), arch.get("max_tokens", MAX_TOKENS))
+        contexts = [context_tokens(X, t, u, arch.get("window", WINDOW), arch.get("max_tokens", MAX_TOKENS),
+                                   arch.get("recent", 0.0))
                     for (X, t), u in zip(videos, untils)]
         return self.net.encode(*collate_contexts(contexts, untils))
 

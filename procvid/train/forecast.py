@@ -60,19 +60,22 @@ def sample_until(video: ForecastVideo, rng: np.random.Generator, step_end_share:
     return float(rng.uniform(0.0, segs[-1].start))
 
 
-def example(video: ForecastVideo, until: float, window: float = WINDOW, max_tokens: int = MAX_TOKENS):
+def example(video: ForecastVideo, until: float, window: float = WINDOW, max_tokens: int = MAX_TOKENS,
+            recent: float = 0.0):
+    """(tokens, times, until, next step's target, task, next step's row, row of the step begun last before
+    `until`, -100 when none: the current-step head's label)."""
     seg = next_segment(video.segments, until)
     k = video.segments.index(seg)
-    tokens, times = context_tokens(video.X, video.t, until, window, max_tokens)
-    return tokens, times, until, video.targets[k], video.task, video.rows[k]
+    tokens, times = context_tokens(video.X, video.t, until, window, max_tokens, recent)
+    return tokens, times, until, video.targets[k], video.task, video.rows[k], video.rows[k - 1] if k else -100
 
 
 class _RandomExamples(Dataset):
     """samples_per_video random observation times per video and epoch (numpy's global generator, which
     seed_everything seeds)."""
 
-    def __init__(self, videos, samples_per_video: int, step_end_share: float):
-        self.videos, self.n, self.share = videos, samples_per_video, step_end_share
+    def __init__(self, videos, samples_per_video: int, step_end_share: float, recent: float = 0.0):
+        self.videos, self.n, self.share, self.recent = videos, samples_per_video, step_end_share, recent
 
     def __len__(self):
         return len(self.videos) * self.n
@@ -80,13 +83,14 @@ class _RandomExamples(Dataset):
     def __getitem__(self, i):
         video = self.videos[i % len(self.videos)]
         rng = np.random.default_rng(np.random.randint(2 ** 31))
-        return example(video, sample_until(video, rng, self.share))
+        return example(video, sample_until(video, rng, self.share), recent=self.recent)
 
 
 def collate(items):
     tokens, times, pad, until = collate_contexts([(a, b) for a, b, *_ in items], [u for _, _, u, *_ in items])
     return (tokens, times, pad, until, torch.from_numpy(np.stack([x[3] for x in items])).float(),
-            torch.tensor([x[4] for x in items]), torch.tensor([x[5] for x in items]))
+            torch.tensor([x[4] for x in items]), torch.tensor([x[5] for x in items]),
+            torch.tensor([x[6] for x in items]))
 
 
 class ForecastDataModule(L.LightningDataModule):
@@ -96,13 +100,15 @@ class ForecastDataModule(L.LightningDataModule):
     cache (default <world>_features_<encoder>, embedded at `fps` if missing). val_fraction of the
     videos (seed) are held out for validation: their step ends plus two random times each, fixed.
     Training draws samples_per_video observation times per video and epoch: a step end with
-    probability step_end_share, else a uniform time before the last step starts.
+    probability step_end_share, else a uniform time before the last step starts. recent: seconds of
+    latest frames given as single-frame tokens (procvid.forecast.latent.context_tokens); part of the
+    model's architecture.
     """
 
     def __init__(self, world: str = "datasets/synth/forecast_train_seed11", features: str | None = None,
                  num_videos: int = 240, world_seed: int = 11, encoder: str = "video", fps: float = 2.0,
                  val_fraction: float = 0.1, samples_per_video: int = 8, step_end_share: float = 0.5,
-                 batch_size: int = 64, num_workers: int = 0, seed: int = 0):
+                 batch_size: int = 64, num_workers: int = 0, seed: int = 0, recent: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
 
@@ -150,9 +156,9 @@ class ForecastDataModule(L.LightningDataModule):
             m = targets[rows == r].mean(0)
             protos[r] = m / max(float(np.linalg.norm(m)), 1e-8)
         self.prototypes, self.mean, self.std = protos, targets.mean(0), targets.std(0) + 1e-3
-        self.train_set = _RandomExamples(train, hp.samples_per_video, hp.step_end_share)
+        self.train_set = _RandomExamples(train, hp.samples_per_video, hp.step_end_share, hp.recent)
         rng = np.random.default_rng(hp.seed)
-        self.val_set = [example(v, u) for v in val
+        self.val_set = [example(v, u, recent=hp.recent) for v in val
                         for u in [float(s.end) for s in v.segments[:-1]] + [sample_until(v, rng, 0.0) for _ in range(2)]]
         self.num_train_videos = len(train)
 
@@ -169,7 +175,10 @@ class ForecastModule(L.LightningModule):
     "flow") of the standardised next-step embedding, plus cross-entropy of the task head weighted
     by task_weight and, weighted by contrast_weight, cross-entropy of the predicted embedding's cosines
     to the task's step prototypes (over contrast_temperature), so that the prediction lands nearest the
-    right prototype and not only near it in squared error. Validation logs the loss, task accuracy and next-step top-1 with the prototype
+    right prototype and not only near it in squared error. With current_weight > 0 a current-step head
+    on the NOW token learns, weighted by it, which of the task's steps was begun last before the time
+    (cross-entropy; none before the first step), so that the context says whether a step is under way
+    and which. Validation logs the loss, task accuracy and next-step top-1 with the prototype
     readout (val/top1). When fitting ends, `export_dir` receives the model folder (procvid.checkpoint)
     with the vocabulary, the features' encoder id and the readout settings (temperature, samples,
     flow_steps)."""
@@ -177,7 +186,8 @@ class ForecastModule(L.LightningModule):
     def __init__(self, dim: int = 64, layers: int = 2, heads: int = 4, dropout: float = 0.1, head: str = "regression",
                  task_weight: float = 0.2, contrast_weight: float = 1.0, contrast_temperature: float = 0.1,
                  lr: float = 2e-3, weight_decay: float = 0.01, warmup_steps: int = 50,
-                 temperature: float = 0.05, samples: int = 16, flow_steps: int = 10, num_threads: int | None = 1,
+                 current_weight: float = 0.0, temperature: float = 0.05, samples: int = 16, flow_steps: int = 10,
+                 num_threads: int | None = 1,
                  export_dir: str | None = None):
         super().__init__()
         self.save_hyperparameters()
@@ -192,7 +202,8 @@ class ForecastModule(L.LightningModule):
         hp = self.hparams
         self.architecture = {"dim_in": dm.dim_in, "dim": hp.dim, "layers": hp.layers, "heads": hp.heads,
                              "num_tasks": len(dm.vocab.tasks), "num_steps": dm.num_steps, "head": hp.head,
-                             "dropout": hp.dropout, "window": WINDOW, "max_tokens": MAX_TOKENS}
+                             "dropout": hp.dropout, "window": WINDOW, "max_tokens": MAX_TOKENS,
+                             "recent": float(dm.hparams.recent), "current_head": bool(hp.current_weight)}
         self.net = build_network(**self.architecture)
         self.net.mean.copy_(torch.from_numpy(dm.mean))
         self.net.std.copy_(torch.from_numpy(dm.std))
@@ -202,7 +213,7 @@ class ForecastModule(L.LightningModule):
                              persistent=False)
 
     def _loss(self, batch):
-        tokens, times, pad, until, target, task, row = batch
+        tokens, times, pad, until, target, task, row, current = batch
         hp = self.hparams
         memory, mask, logits = self.net.encode(tokens, times, pad, until)
         x1 = (target - self.net.mean) / self.net.std
@@ -220,6 +231,9 @@ class ForecastModule(L.LightningModule):
             sims = emb @ F.normalize(self.net.prototypes, dim=-1).T / hp.contrast_temperature
             sims = sims.masked_fill(self.row_task[None] != task[:, None], float("-inf"))
             loss = loss + hp.contrast_weight * F.cross_entropy(sims, row)
+        if hp.current_weight and (current >= 0).any():  # which step is in progress, read from the NOW token
+            cur = self.net.current_head(memory[:, 1]).masked_fill(self.row_task[None] != task[:, None], float("-inf"))
+            loss = loss + hp.current_weight * F.cross_entropy(cur[current >= 0], current[current >= 0])
         return loss, pred, (logits.argmax(-1) == task).float().mean(), memory, mask
 
     def training_step(self, batch, batch_idx):
@@ -229,7 +243,7 @@ class ForecastModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         loss, pred, task_acc, memory, mask = self._loss(batch)
-        _, _, _, _, _, task, row = batch
+        _, _, _, _, _, task, row, _ = batch
         samples = self.net.sample(memory, mask, 4, self.hparams.flow_steps)
         samples = F.normalize(samples * self.net.std + self.net.mean, dim=-1)
         sims = (samples @ F.normalize(self.net.prototypes, dim=-1).T / self.hparams.temperature).softmax(-1).mean(1)
