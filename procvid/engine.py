@@ -33,7 +33,6 @@ import queue
 import threading
 from typing import Any, Callable, Iterable, Iterator
 
-
 from procvid.errors import ProcvidError, VideoError
 
 log = logging.getLogger(__name__)
