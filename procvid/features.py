@@ -88,6 +88,14 @@ def is_valid(out_dir, rel, key: dict) -> bool:
     return tensor_path.exists() and meta.get("tensor_sha1") == _sha1(tensor_path)
 
 
+def feature_sidecars(folder: str | os.PathLike) -> list[Path]:
+    """The sidecars of every feature entry under `folder` (sorted), or a one-line error when there is none."""
+    found = sorted(p for p in Path(folder).rglob("*.json") if p.with_suffix(".safetensors").exists())
+    if not found:
+        raise ProcvidError(f"{folder}: no feature files (procvid embed writes them)")
+    return found
+
+
 def load_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict]:
     """Load (embeddings float32 [T,D], timestamps [T], sidecar) from a .json or .safetensors path."""
     from safetensors.numpy import load

@@ -126,13 +126,12 @@ class ClipModule(L.LightningModule):
         return warmup_cosine(opt, self.trainer.estimated_stepping_batches, self.hparams.warmup_steps)
 
     def export(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from procvid.outputs import atomic_write
+
         state = {k: v.detach().to(torch.float16).contiguous().cpu() for k, v in self.model.state_dict().items()}
-        save_file(state, str(path))
-        return path
+        return atomic_write(path, save(state))  # never a half-written checkpoint
 
     def on_fit_end(self):
         if self.hparams.export_path and self.trainer.is_global_zero:

@@ -67,24 +67,12 @@ class TaskVideosDataModule(EmbeddingChunksDataModule):
 
     def setup(self, stage=None):
         from procvid.discover.stage import task_from_name
-        from procvid.features import load_features
 
         if hasattr(self, "train_set"):
             return
         hp = self.hparams
-        sidecars = sorted(p for p in Path(hp.features).rglob("*.json") if p.with_suffix(".safetensors").exists())
-        if not sidecars:
-            raise ProcvidError(f"{hp.features}: no feature files (procvid embed writes them)")
-        videos, metas, tasks = [], [], []
-        for p in sidecars:
-            emb, _, meta = load_features(p)
-            videos.append(np.asarray(emb, dtype=np.float32))
-            metas.append(meta)
-            tasks.append(task_from_name(p.stem))
-        encoders = {m.get("encoder") for m in metas}
-        if len(encoders) > 1:
-            raise ProcvidError(f"{hp.features}: features of several encoders ({', '.join(map(str, encoders))})")
-        self.encoder, self.sampling, self.dim = encoders.pop(), metas[0].get("sampling"), videos[0].shape[1]
+        sidecars, videos = self._load_videos()  # load_features gives float32 already
+        tasks = [task_from_name(p.stem) for p in sidecars]
         is_val = validation_mask(len(videos), hp.val_fraction, hp.seed)
         train, val = {}, {}
         for v, t, held in zip(videos, tasks, is_val):

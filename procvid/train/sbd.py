@@ -51,15 +51,12 @@ class EmbeddingChunksDataModule(SyntheticWorldDataModule):
                                Sampling(fps=hp.fps), progress=False)
         log.info("features for training: %s", summary.line())
 
-    def setup(self, stage=None):
-        from procvid.features import load_features
+    def _load_videos(self) -> tuple[list[Path], list[np.ndarray]]:
+        """Every video's features in the folder (sidecar paths, float32 arrays); sets `encoder`,
+        `sampling` and `dim`, recorded in the exported config: a model is only valid for these features."""
+        from procvid.features import feature_sidecars, load_features
 
-        if hasattr(self, "train_set"):
-            return
-        hp = self.hparams
-        sidecars = sorted(p for p in Path(hp.features).rglob("*.json") if p.with_suffix(".safetensors").exists())
-        if not sidecars:
-            raise ProcvidError(f"{hp.features}: no feature files (procvid embed writes them)")
+        sidecars = feature_sidecars(self.hparams.features)
         sequences, metas = [], []
         for p in sidecars:
             emb, _, meta = load_features(p)
@@ -67,9 +64,16 @@ class EmbeddingChunksDataModule(SyntheticWorldDataModule):
             metas.append(meta)
         encoders = {m.get("encoder") for m in metas}
         if len(encoders) > 1:
-            raise ProcvidError(f"{hp.features}: features of several encoders ({', '.join(map(str, encoders))})")
-        # Recorded in the exported config: the detector is only valid for these features.
+            raise ProcvidError(f"{self.hparams.features}: features of several encoders "
+                               f"({', '.join(map(str, encoders))})")
         self.encoder, self.sampling, self.dim = encoders.pop(), metas[0].get("sampling"), sequences[0].shape[1]
+        return sidecars, sequences
+
+    def setup(self, stage=None):
+        if hasattr(self, "train_set"):
+            return
+        hp = self.hparams
+        _, sequences = self._load_videos()
         is_val = validation_mask(len(sequences), hp.val_fraction, hp.seed)
         train = [s for s, v in zip(sequences, is_val) if not v]
         self.train_set = TensorDataset(self._chunks(train, hp.strides))
