@@ -36,8 +36,9 @@ class EmbedJob:
 
 
 def plan_jobs(videos, out_dir: Path, encoder_id: str, sampling: Sampling, frame_size, shard, overwrite,
-              summary: RunSummary, failures: FailureLog) -> list[EmbedJob]:
-    """Keep this shard's videos, drop those whose cache entry is already current."""
+              summary: RunSummary, failures: FailureLog, store=None) -> list[EmbedJob]:
+    """Keep this shard's videos, drop those whose cache entry is already current. store: the
+    procvid.shards.ShardStore of the shard layout (None: per-video files); jobs then go shard by shard."""
     videos = [(p, rel) for p, rel in videos if in_shard(str(rel), shard)]
     seen: dict[str, Path] = {}
     for p, rel in videos:
@@ -55,10 +56,14 @@ def plan_jobs(videos, out_dir: Path, encoder_id: str, sampling: Sampling, frame_
         except OSError as e:
             summary.fail(failures, str(p), f"cannot read file ({e.strerror})")
             continue
-        if not overwrite and features.is_valid(out_dir, rel, key):
+        current = (store.get(features.entry_key(rel), features.stored_key(key)) is not None if store is not None
+                   else features.is_valid(out_dir, rel, key))
+        if not overwrite and current:
             summary.skipped += 1
             continue
         jobs.append(EmbedJob(p, rel, key))
+    if store is not None:
+        jobs = store.ordered(jobs, lambda j: features.entry_key(j.rel))
     return jobs
 
 
@@ -195,10 +200,11 @@ def _encode(encoder: Encoder, chunks: list[np.ndarray]) -> list[np.ndarray]:
 
 
 class _Write:
-    """finish: one video's embeddings from its per-frame vectors, written as a cache entry."""
+    """finish: one video's embeddings from its per-frame vectors, written as a cache entry (or, for
+    the shard layout, returned as a row for the driver to put in its shard)."""
 
-    def __init__(self, out_dir: Path):
-        self.out_dir = out_dir
+    def __init__(self, out_dir: Path, rows: bool = False):
+        self.out_dir, self.rows = out_dir, rows
 
     def __call__(self, encoder: Encoder, job: EmbedJob, outputs: list, auxes: list) -> int:
         if not outputs or not sum(len(o) for o in outputs):
@@ -210,8 +216,11 @@ class _Write:
             raise VideoError(job.path, reason)
         emb = encoder.finish_sequence(np.concatenate(outputs))
         times = np.concatenate([np.asarray(a["times"], dtype=np.float64) for a in auxes])
-        features.write_entry(self.out_dir, job.rel, emb, times, {**job.key, "decode": decode})
-        return len(emb), int(decode.get("messages", 0))
+        meta = {**job.key, "decode": decode}
+        if self.rows:
+            return len(emb), int(decode.get("messages", 0)), features.shard_row(emb, times, meta)
+        features.write_entry(self.out_dir, job.rel, emb, times, meta)
+        return len(emb), int(decode.get("messages", 0)), None
 
 
 def torch_threads(workers: int, cpus: int | None = None) -> int:
@@ -232,12 +241,14 @@ def embed_videos(
     progress: bool = True,
     engine=None,
     keep: KeptFrames | None = None,
+    layout: str = "files",
 ) -> RunSummary:
     """Embed (path, relative output name) pairs, as from `video.find_videos`, into `out_dir`.
 
     Failed videos are listed in out_dir/failures.jsonl with their reason; the run goes on.
     engine: a procvid.engine engine (default: LocalEngine with 2 decoding threads). keep: where to
     keep the decoded frames for the next stage (only with an engine that decodes in this process).
+    layout: "files" (a .safetensors + .json per video) or "shards" (Parquet shards, procvid.shards).
     """
     out_dir = Path(out_dir)
     engine = engine or LocalEngine()
@@ -246,8 +257,15 @@ def embed_videos(
     if encoder.fps and sampling.fps != encoder.fps:  # its time window is in frames, not seconds
         log.warning("%s was trained on frames sampled at %g fps; sampling %s changes its time window",
                     encoder.id, encoder.fps, sampling.to_dict())
+    store = None
+    if layout == "shards":
+        from procvid.shards import ShardStore
+
+        store = ShardStore(out_dir, features.STORE, expected=len(videos))
     jobs = plan_jobs(videos, out_dir, encoder.id, sampling, encoder.image_size, shard, overwrite, summary,
-                     failures)
+                     failures, store)
+    if store is not None:
+        store.plan(features.entry_key(j.rel) for j in jobs)
     for job in jobs:
         job.key["encoder_spec"] = encoder.spec  # not part of the cache key: what rebuilds the encoder
     import torch
@@ -261,14 +279,18 @@ def embed_videos(
             if keep is not None and not isinstance(engine, LocalEngine):
                 keep = None  # the frames are decoded in other processes
             outcomes = engine.map_batched(_Decode(sampling, encoder.image_size, batch_size, keep), _encode,
-                                          _Write(out_dir), jobs, EncoderSetup(encoder), batch_size)
+                                          _Write(out_dir, store is not None), jobs, EncoderSetup(encoder), batch_size)
             for job, frames, error in outcomes:
                 if error:
                     summary.fail(failures, str(job.path), error)
                     if keep is not None:
                         keep.forget(job.rel)
+                    if store is not None:
+                        store.skip(features.entry_key(job.rel))
                 else:
-                    frames, messages = frames
+                    frames, messages, row = frames
+                    if store is not None:
+                        store.put(features.entry_key(job.rel), features.stored_key(job.key), *row)
                     summary.done += 1
                     summary.frames += frames
                     summary.messages += messages
@@ -276,4 +298,6 @@ def embed_videos(
                 bar.update()
     finally:
         torch.set_num_threads(threads)
+        if store is not None:  # also after an interruption: the rows done so far are kept
+            store.close()
     return summary

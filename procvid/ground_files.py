@@ -10,7 +10,6 @@ step path per video (`procvid ground` and `procvid run`), and the tasks' steps f
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,12 @@ from pathlib import Path
 from procvid.batch import FailureLog, Progress, RunSummary
 from procvid.errors import ProcvidError
 from procvid.ground import DROP_PERCENTILE, STEP_COST, ground_video
-from procvid.outputs import Manifest, atomic_write, digest, file_digest, stamp
-from procvid.segment.files import SEGMENTS_SUFFIX, read_segments_file, stem_of
+from procvid.outputs import digest, file_digest, stamp
+from procvid.shards import StageDocs
+from procvid import features
+from procvid.features import feature_sidecars
+from procvid.segment.files import is_segments, read_segments_file, segments_entries, stem_of
+from procvid.shards import has_shards
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,7 @@ def task_of(stem: str, task: str | None, tasks: dict) -> str:
 
 def read_units(source: Path) -> tuple[Path, list[tuple[int, int]] | None]:
     """(feature sidecar, segment frame ranges or None for every frame) of one input."""
-    if not source.name.endswith(SEGMENTS_SUFFIX):
+    if not is_segments(source):
         return source, None
     header, segments = read_segments_file(source)
     return Path(header["features"]), [(s.start_frame, s.end_frame) for s in segments]
@@ -130,19 +133,6 @@ def ground_loaded(source: Path, features: Path, units, loaded: tuple, task, text
                        "similarity": round(sim, 4)} for step, a, b, sim in result.spans]}
 
 
-def write_steps(path: Path, doc: dict) -> Path:
-    """Write a steps.json atomically (a rerun never finds half a file)."""
-    return atomic_write(path, json.dumps(doc, indent=1) + "\n")
-
-
-def read_steps(path: Path) -> dict | None:
-    """A steps.json document, or None when it is missing or unreadable."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("format") == FORMAT else None
-
 
 def collect_ground_inputs(inputs: list[str]) -> dict[str, Path]:
     """Output stem -> segments file or feature sidecar; a folder gives its segments files, else its features."""
@@ -150,14 +140,14 @@ def collect_ground_inputs(inputs: list[str]) -> dict[str, Path]:
     for arg in inputs:
         p = Path(arg)
         if p.is_dir():
-            files = sorted(p.rglob(f"*{SEGMENTS_SUFFIX}")) or sorted(
-                f for f in p.rglob("*.json") if f.with_suffix(".safetensors").exists())
+            files = segments_entries(p) or (feature_sidecars(p) if has_shards(p, features.STORE) else sorted(
+                f for f in p.rglob("*.json") if f.with_suffix(".safetensors").exists()))
         elif p.is_file() and p.suffix in (".json", ".safetensors"):
             files = [p.with_suffix(".json") if p.suffix == ".safetensors" else p]
         else:
             raise ProcvidError(f"{p}: not a segments file, feature file or folder")
         for f in files:
-            if f.name.endswith(SEGMENTS_SUFFIX):
+            if is_segments(f):
                 read_segments_file(f)  # a damaged file is named now, before its task is looked up
             stem = stem_of(f)
             if found.get(stem, f) != f:
@@ -206,15 +196,18 @@ class _Texts:
 
 def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, graphs: dict, encoder=None,
                  order: str = "auto", drop_percentile: float = DROP_PERCENTILE, step_cost: float = STEP_COST,
-                 device: str = "auto", progress: bool = True,
-                 repeat_margin: float | None = None) -> tuple[dict[str, dict], RunSummary]:
+                 device: str = "auto", progress: bool = True, repeat_margin: float | None = None,
+                 shards: int | None = None) -> tuple[dict[str, dict], RunSummary]:
     """Ground every input against its task's step texts into ``out_dir/<stem>.steps.json``; a
     steps file whose inputs and settings did not change is read, not recomputed. Returns
     ({stem: steps document}, summary); failures are listed in ``out_dir/failures.jsonl``. encoder:
     a spec, an Encoder, or None for the encoder that made each input's features. repeat_margin: mark
-    repeated steps (procvid.ground.mark_repeats; None, the default: each step once)."""
+    repeated steps (procvid.ground.mark_repeats; None, the default: each step once). shards: keep the
+    documents in that many Parquet shards instead (procvid.shards, store "steps")."""
     out_dir = Path(out_dir)
-    manifest = Manifest(out_dir)
+    docs = StageDocs(out_dir, "steps", STEPS_SUFFIX, shards)
+    inputs = docs.ordered(inputs, lambda item: item.stem)
+    docs.plan(item.stem for item in inputs)
     summary = RunSummary(total=len(inputs))
     failures = FailureLog(out_dir)
     texts = {}  # encoder spec -> _Texts
@@ -223,7 +216,6 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
     with Progress(summary, "ground", progress) as bar:
         for item in inputs:
             task = tasks[item.task]
-            path = out_dir / f"{item.stem}{STEPS_SUFFIX}"
             try:
                 chosen = orders[task.id]
                 graph = graphs.get(task.id) if chosen == "graph" else None
@@ -233,8 +225,9 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
                 if repeat_margin is not None:  # absent by default: earlier outputs stay current
                     settings["repeat_margin"] = repeat_margin
                 key = stamp("ground", [source, task.id, task.texts(), digest(_edges(graph))], settings)
-                doc = read_steps(path) if manifest.is_current(path, key) else None
-                if doc is not None:
+                doc = docs.current(item.stem, key)
+                if doc is not None and doc.get("format") == FORMAT:
+                    docs.skip(item.stem)
                     summary.skipped += 1
                 else:
                     spec = encoder if encoder is not None else _features_spec(item)
@@ -248,15 +241,17 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
                     else:
                         doc = ground_file(item.source, task, embeddings, encoder_id, chosen, graph,
                                           drop_percentile, step_cost, repeat_margin)
-                    write_steps(path, doc)
-                    manifest.record(path, key)
+                    docs.write(item.stem, key, doc)
                     summary.done += 1
                 result[item.stem] = doc
             except _NoText:
                 raise
             except ProcvidError as e:
+                docs.skip(item.stem)
                 summary.fail(failures, str(item.source), str(e))
-            bar.update()
+            finally:
+                bar.update()
+    docs.close()  # an interrupted run leaves its shards in progress unwritten: those are redone
     return result, summary
 
 

@@ -9,6 +9,9 @@ interruption continues where it stopped and a rerun of a finished run rewrites n
 Layout of OUT: features/, segments/ (JSON, CSV, key frames, timelines), steps/ (grounded step paths),
 discover/ (steps shared by a task's unlabeled videos, their key frames and graph scripts), graphs/, mistakes/ (each grounded path checked against its task's graph script, procvid.mistakes.batch),
 generate/<task>/ (plan, key-step images, contact sheet), report/index.html.
+With the shard layout (`layout: shards`, or auto above 1000 videos; procvid.shards) features, segments,
+steps, mistakes and forecasts are rows of Parquet shards in those folders instead of files per video,
+key frames are made only on request and the report summarises the run.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class RunConfig:
     engine: str = defaults.ENGINE  # local or ray
     forecaster: str = "shipped"  # next-step forecaster folder, shipped (checkpoints/procvid-forecast) or none
     timelines: str = "auto"  # all, sample, none; auto: all up to TIMELINE_SAMPLE videos, else a sample
+    layout: str = "auto"  # files (per video), shards (Parquet, procvid.shards); auto: shards above 1000 videos
+    keyframes: str = "auto"  # key-frame thumbnails: all, none; auto: with the per-video layout only
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, **overrides) -> RunConfig:
@@ -92,6 +97,11 @@ class RunConfig:
         if self.timelines not in TIMELINE_CHOICES:
             raise ProcvidError(f"{where}setting timelines: {self.timelines!r} is not one of "
                                f"{', '.join(TIMELINE_CHOICES)}")
+        from procvid.shards import LAYOUTS
+
+        for name, choices in (("layout", LAYOUTS), ("keyframes", ("auto", "all", "none"))):
+            if getattr(self, name) not in choices:
+                raise ProcvidError(f"{where}setting {name}: {getattr(self, name)!r} is not one of {', '.join(choices)}")
         if self.engine not in ("local", "ray"):
             raise ProcvidError(f"{where}setting engine: {self.engine!r} is not local or ray")
 
@@ -142,8 +152,9 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     from procvid.report.html import write_report
     from procvid.report.timeline import draw_timelines, pick_timelines
     from procvid.segment import get_detector
-    from procvid.segment.batch import segment_batch
+    from procvid.segment.batch import collect_inputs, segment_batch
     from procvid.segment.files import load_segmented
+    from procvid.shards import ShardStore, choose_layout
     from procvid.video import Sampling
 
     out = prepare_output_dir(out)
@@ -163,15 +174,21 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     # settings chosen for the encoder's features (procvid.defaults.TUNED_PARAMS); method_params override them
     detector = get_detector(config.method, **{**defaults.detector_params(config.method, config.encoder),
                                               **config.method_params})
+    layout = choose_layout(config.layout, len(collect_inputs(inputs, out)), out / "features")
+    keyframes = config.keyframes == "all" or (config.keyframes == "auto" and layout == "files")
     segmented = segment_batch(inputs, out / "segments", detector, features_dir=out / "features", encoder=encoder,
-                              sampling=Sampling(fps=config.fps), device=config.device, progress=progress,
-                              engine=engine)
+                              sampling=Sampling(fps=config.fps), keyframes="jpg" if keyframes else None,
+                              device=config.device, progress=progress, engine=engine, layout=layout)
     log.info("segments: %s", segmented.line())
+    # the later stages' per-video documents: as many shards as the features have, so that going through
+    # the videos shard by shard reads each features shard once
+    shards = ShardStore(out / "features", "features").count if layout == "shards" else None
     skipped = []
 
     task_by_video = {v.video_id: v.task_id for v in dataset.videos} if dataset else {}
     videos = load_segmented(out / "segments", (lambda stem: task_by_video.get(stem)) if dataset else
-                            (lambda stem: task_of(stem, task, tasks)) if tasks else None, truth)
+                            (lambda stem: task_of(stem, task, tasks)) if tasks else None, truth,
+                            shards=layout == "shards")
     named = [GroundInput(v.stem, v.segments, v.task, v) for v in videos if v.task in tasks]
     discovered, undiscovered = {}, None
     if not tasks:  # no labels: the steps the videos of a task (their <task>_ name prefix) share
@@ -185,7 +202,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                         "--encoder ViT-B-32:/path/to/open_clip_pytorch_model.bin (a joint image-text model)"))
         named = []
     grounding, grounded = ground_batch(named, out / "steps", tasks, known_graphs, encoder, config.ground_order,
-                                       device=config.device, progress=progress)
+                                       device=config.device, progress=progress, shards=shards)
 
     # graph scripts: from the annotated step orders when a dataset gives them, else the grounded paths
     annotated = {v.video_id: v.path for v in dataset.videos} if dataset is not None else {}
@@ -207,11 +224,12 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                            "source": source, "png": next(f for f in info["files"] if f.suffix == ".png"),
                            "scores": graph_scores(info["graph"], true_graph) if true_graph is not None else None}
     # each grounded step path checked online against its task's graph script
-    mistakes = check_paths(grounding, {t: g["graph"] for t, g in graphs.items()}, tasks, out / "mistakes")
+    mistakes = check_paths(grounding, {t: g["graph"] for t, g in graphs.items()}, tasks, out / "mistakes",
+                           shards=shards)
     # what comes next in each video, at its end or at `at` seconds (procvid.forecast.stage)
     forecasts, forecast_skipped, forecast_failures = forecast_stage(
         videos, grounding, tasks, {t: g["graph"] for t, g in graphs.items() if t in tasks}, out / "forecast",
-        config.forecaster, at, progress)
+        config.forecaster, at, progress, shards)
     skipped += forecast_skipped
     draw_timelines(pick_timelines(videos, config.timelines), grounding, progress,  # flagged steps marked
                    marks=timeline_marks(mistakes), workers=config.workers)

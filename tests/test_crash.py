@@ -33,23 +33,33 @@ def world(tmp_path_factory):
     return w
 
 
-def _run(world, out, fault=None, check=True):
+def _run(world, out, fault=None, check=True, extra=()):
     env = {**os.environ, "TQDM_DISABLE": "1"}
     env.pop("PROCVID_FAULT", None)
     if fault:
         env["PROCVID_FAULT"] = fault
     cmd = [sys.executable, "-m", "procvid.cli", "run", str(world / "videos"), "--annotations", str(world),
-           "--out", str(out), "--config", str(world / "preset.yaml"), "--no-progress"]
+           "--out", str(out), "--config", str(world / "preset.yaml"), "--no-progress", *extra]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if check:
         assert done.returncode == 0, done.stderr[-2000:]
     return done
 
 
+def _content(path):
+    """A file's bytes; a Parquet shard's rows (its bytes are compressed: paths in them cannot be masked),
+    without their stamps (bookkeeping, as the manifests are: digests of inputs that name the folder)."""
+    if path.suffix != ".parquet":
+        return path.read_bytes()
+    import pyarrow.parquet as pq
+
+    return repr({k: v for k, v in pq.read_table(path).to_pydict().items() if k != "stamp"}).encode()
+
+
 def _digests(out):
     """Checksums of every output, with the output folder's own path (recorded in some files) masked."""
     prefix = str(out.resolve()).encode()
-    return {str(p.relative_to(out)): hashlib.sha1(p.read_bytes().replace(prefix, b"OUT")).hexdigest()
+    return {str(p.relative_to(out)): hashlib.sha1(_content(p).replace(prefix, b"OUT")).hexdigest()
             for p in sorted(out.rglob("*")) if p.is_file() and p.name not in BOOKKEEPING}
 
 
@@ -86,6 +96,33 @@ def test_run_killed_in_every_stage_resumes_to_the_same_outputs(world, tmp_path):
     assert _digests(out) == _digests(reference)
     before = _mtimes(out)
     _run(world, out)
+    assert _mtimes(out) == before, "a rerun of a finished run rewrote files"
+
+
+# The shard layout: each stage's shard killed mid-write or just after (before the stage's index).
+SHARD_FAULTS = [
+    ("embedding", "features/features-0*.parquet:tmp:1"),
+    ("segmentation", "segments/segments-0*.parquet:done:1"),
+    ("grounding", "steps/steps-0*.parquet:tmp:1"),
+    ("mistakes", "mistakes/mistakes-0*.parquet:done:1"),
+    ("forecast", "forecast/forecast-0*.parquet:tmp:1"),
+    ("index", "forecast/forecast-index.parquet:tmp:1"),
+]
+
+
+def test_shard_layout_killed_in_every_stage_resumes_to_the_same_outputs(world, tmp_path):
+    shards = ("--layout", "shards", "--no-generate")
+    reference = tmp_path / "reference"
+    _run(world, reference, extra=shards)
+    out = tmp_path / "out"
+    for stage, fault in SHARD_FAULTS:
+        killed = _run(world, out, fault=fault, check=False, extra=shards)
+        assert killed.returncode == -9, f"the {stage} fault point was not reached: {killed.stderr[-1000:]}"
+    _run(world, out, extra=shards)
+    assert not list(out.rglob("*.tmp")), "temporary files left behind"
+    assert _digests(out) == _digests(reference)
+    before = _mtimes(out)
+    _run(world, out, extra=shards)
     assert _mtimes(out) == before, "a rerun of a finished run rewrote files"
 
 

@@ -10,10 +10,15 @@ squares; one size: no fixed part) and extrapolates to 10,000 and 1,000,000 video
 like this one and per added machine (per-video work divided among the machines, as Ray would spread
 it, the fixed part kept: an extrapolation, not a measurement).
 
+`--layouts files,shards` measures both output layouts side by side: a file pair per video, or the
+corpus-scale layout (procvid.shards: Parquet shards with an index, key frames only on request);
+the files column shows what each writes.
+
 Each world is generated once (ensure_world) under datasets/synth/scale<N>_seed5. Output folders are
 temporary; a stage starts from nothing, except segment, which reads the features embed wrote.
 
     python tools/bench_scale.py --sizes 20,80
+    python tools/bench_scale.py --sizes 240,1000 --engines local --layouts files,shards --stages embed,segment,run
     python tools/bench_scale.py --sizes 80 --engines local,ray --stages embed --repeats 3
     RAY_ADDRESS=127.0.0.1:6380 python tools/bench_scale.py --sizes 80 --engines ray --stages embed
 """
@@ -103,10 +108,10 @@ def files_in(folder: Path) -> int:
     return sum(1 for p in folder.rglob("*") if p.is_file())
 
 
-def commands(stage: str, world_dir: Path, out: Path, engine: str) -> tuple[list[str], Path]:
+def commands(stage: str, world_dir: Path, out: Path, engine: str, layout: str = "files") -> tuple[list[str], Path]:
     procvid = [sys.executable, "-m", "procvid.cli"]
     videos = str(world_dir / "videos")
-    common = ["--engine", engine, "--no-progress"]
+    common = ["--engine", engine, "--layout", layout, "--no-progress"]
     if stage == "embed":
         return [*procvid, "embed", videos, "--out", str(out / "features"), "--encoder", "video", *common], \
             out / "features"
@@ -142,6 +147,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="20,80,240,1000", help="numbers of videos, comma-separated")
     ap.add_argument("--engines", default="local,ray", help="local, ray or both")
+    ap.add_argument("--layouts", default="files", help="files, shards or both (procvid --layout)")
     ap.add_argument("--stages", default=",".join(STAGES), help="embed, segment, run (comma-separated)")
     ap.add_argument("--repeats", type=int, default=1, help="runs of each command (the median is shown)")
     ap.add_argument("--seed", type=int, default=5)
@@ -149,6 +155,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     engines = args.engines.split(",")
+    layouts = args.layouts.split(",")
     stages = [s for s in STAGES if s in args.stages.split(",")]
     if "segment" in stages and "embed" not in stages:
         raise SystemExit("segment reads what embed wrote: --stages must include embed")
@@ -160,45 +167,51 @@ def main(argv=None) -> int:
         w = world(n, args.seed)
         hours = video_hours(w)
         for repeat in range(args.repeats):
-            for engine in engines:  # side by side: each repeat runs every engine in turn
-                out = Path(tempfile.mkdtemp(prefix=f"bench_scale_{n}_{engine}_"))
+            # side by side: each repeat runs every engine and layout in turn
+            for engine, layout in [(e, lay) for e in engines for lay in layouts]:
+                out = Path(tempfile.mkdtemp(prefix=f"bench_scale_{n}_{engine}_{layout}_"))
                 try:
                     for stage in stages:
-                        cmd, written = commands(stage, w, out, engine)
+                        cmd, written = commands(stage, w, out, engine, layout)
                         r = timed(cmd, env)
-                        rows.append({"n": n, "hours": hours, "engine": engine, "stage": stage, "repeat": repeat,
-                                     "files": files_in(written), **r})
-                        print(f"  {n:5d} videos {engine:5s} {stage:7s} repeat {repeat}: {r['seconds']:.1f} s",
-                              flush=True)
+                        rows.append({"n": n, "hours": hours, "engine": engine, "layout": layout, "stage": stage,
+                                     "repeat": repeat, "files": files_in(written), **r})
+                        print(f"  {n:5d} videos {engine:5s} {layout:6s} {stage:7s} repeat {repeat}: "
+                              f"{r['seconds']:.1f} s", flush=True)
                 finally:
                     shutil.rmtree(out, ignore_errors=True)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end; medians over {args.repeats} repeat(s)")
-    print(f"{'videos':>6} {'video-h':>7} {'engine':6} {'stage':7} {'s':>7} {'s/video':>7} {'s/video-h':>9} "
-          f"{'max RSS MB':>10} {'tree MB':>8} {'files':>6}")
+    print(f"{'videos':>6} {'video-h':>7} {'engine':6} {'layout':6} {'stage':7} {'s':>7} {'s/video':>7} "
+          f"{'s/video-h':>9} {'max RSS MB':>10} {'tree MB':>8} {'files':>6}")
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["n"], r["engine"], r["stage"]), []).append(r)
+        groups.setdefault((r["n"], r["engine"], r["layout"], r["stage"]), []).append(r)
     medians = {}
-    for (n, engine, stage), rs in groups.items():
+    for (n, engine, layout, stage), rs in groups.items():
         t = statistics.median(r["seconds"] for r in rs)
-        medians[(n, engine, stage)] = t
+        medians[(n, engine, layout, stage)] = t
         r = rs[0]
-        print(f"{n:6d} {r['hours']:7.2f} {engine:6} {stage:7} {t:7.1f} {t / n:7.3f} {t / r['hours']:9.0f} "
-              f"{max(x['max_rss_mb'] for x in rs):10.0f} {max(x['tree_mb'] for x in rs):8.0f} {r['files']:6d}")
-    if "local" in engines and "ray" in engines:
-        print("\nray / local (median seconds):")
-        for stage in stages:
-            ratios = [f"{n} videos {medians[(n, 'ray', stage)] / medians[(n, 'local', stage)]:.2f}x" for n in sizes]
-            print(f"  {stage:7s} " + "  ".join(ratios))
+        print(f"{n:6d} {r['hours']:7.2f} {engine:6} {layout:6} {stage:7} {t:7.1f} {t / n:7.3f} "
+              f"{t / r['hours']:9.0f} {max(x['max_rss_mb'] for x in rs):10.0f} {max(x['tree_mb'] for x in rs):8.0f} "
+              f"{r['files']:6d}")
+    comparisons = {"ray / local": [("ray", lay, "local", lay) for lay in layouts if {"ray", "local"} <= set(engines)],
+                   "shards / files": [(e, "shards", e, "files") for e in engines if {"shards", "files"} <= set(layouts)]}
+    for name, pairs in comparisons.items():
+        if pairs:
+            print(f"\n{name} (median seconds):")
+        for a, la, b, lb in pairs:
+            for stage in stages:
+                ratios = [f"{n} videos {medians[(n, a, la, stage)] / medians[(n, b, lb, stage)]:.2f}x" for n in sizes]
+                print(f"  {a}/{la} vs {b}/{lb} {stage:7s} " + "  ".join(ratios))
     machines = [int(m) for m in args.machines.split(",")]
     mean_hours = statistics.fmean(groups[k][0]["hours"] / k[0] for k in groups)  # video-hours per video
     print(f"\nextrapolation (fit over {sizes}; {mean_hours * 3600:.0f} s per video on average; per added machine: "
           "the per-video part divided among machines, the fixed part kept; a fit over few sizes on a loaded "
           "machine is rough):")
-    for engine in engines:
+    for engine, layout in [(e, lay) for e in engines for lay in layouts]:
         for stage in stages:
-            fixed, per = fit([(n, medians[(n, engine, stage)]) for n in sizes])
-            line = f"  {engine:5s} {stage:7s} fixed {fixed:5.1f} s + {per:.3f} s/video:"
+            fixed, per = fit([(n, medians[(n, engine, layout, stage)]) for n in sizes])
+            line = f"  {engine:5s} {layout:6s} {stage:7s} fixed {fixed:5.1f} s + {per:.3f} s/video:"
             for total in (10_000, 1_000_000):
                 line += f"  {total:>9,} videos: {human(fixed + per * total)} on 1 machine"
                 line += "".join(f", {human(fixed + per * total / m)} on {m}" for m in machines)

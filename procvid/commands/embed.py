@@ -1,4 +1,4 @@
-"""procvid embed: videos -> feature cache (safetensors + JSON sidecars)."""
+"""procvid embed: videos -> feature cache (safetensors + JSON sidecars, or Parquet shards)."""
 
 from procvid.registry import COMMANDS
 
@@ -7,6 +7,7 @@ EXAMPLES = [
     "procvid embed ../shared/data/videos --out features/",
     "procvid embed videos.txt --out features/ --encoder ViT-B-32:/models/open_clip_pytorch_model.bin --fps 1",
     "procvid embed data/ --out features/ --shard 0/4 --workers 4 --device cuda",
+    "procvid embed corpus/ --out features/ --layout shards   # Parquet shards + index instead of a file pair per video",
 ]
 COMMANDS.register("embed", HELP, __name__)
 
@@ -28,6 +29,7 @@ def add_arguments(p):
     p.add_argument("--shard", help="I/N: process only the I-th of N disjoint, stable parts (0-based)")
     p.add_argument("--overwrite", action="store_true", help="recompute entries that are already valid")
     options.add_engine(p)
+    options.add_layout(p)
     options.add_no_progress(p)
 
 
@@ -58,9 +60,12 @@ def run(args) -> int:
     videos = find_videos(args.inputs)
     if not videos:
         raise ProcvidError(f"no video files found in {' '.join(args.inputs)}")
+    from procvid.shards import choose_layout
+
+    layout = choose_layout(args.layout, len(videos), args.out)
     encoder = load_encoder(args.encoder, device=args.device, precision=args.precision)
     summary = embed_videos(videos, args.out, encoder, sampling, batch_size=args.batch_size, shard=shard,
-                           overwrite=args.overwrite, progress=not args.no_progress, engine=engine)
+                           overwrite=args.overwrite, progress=not args.no_progress, engine=engine, layout=layout)
     print(summary.line())
     if summary.failed:
         print(f"failures with reasons: {args.out}/{FAILURES_FILE}")

@@ -29,8 +29,14 @@ def add_workers(p, default=defaults.WORKERS) -> None:
 
 def add_engine(p, default=defaults.ENGINE) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default=default,
-                   help="local: this process (decoding threads); ray: Ray Data, RAY_ADDRESS for a cluster "
+                   help="local: this process (decoding threads); ray: a pool of Ray actors, RAY_ADDRESS for a cluster "
                         f"(default {default or defaults.ENGINE})")
+
+
+def add_layout(p, default="auto") -> None:
+    p.add_argument("--layout", choices=["auto", "files", "shards"], default=default,
+                   help="outputs per video (files) or as rows of Parquet shards with an index, for corpus-scale "
+                        "runs (default auto: the layout the output already has, else shards above 1000 videos)")
 
 
 def add_no_progress(p) -> None:

@@ -8,6 +8,7 @@ EXAMPLES = [
     "procvid run my_videos/ --steps tasks.json --task tea --out run_out",
     "procvid run ../shared/data/videos --out run_out --encoder ViT-B-32:/models/open_clip_pytorch_model.bin",
     "procvid run videos/ --out run_out --config configs/run/default.yaml --method uvd",
+    "procvid run corpus/ --out run_out --layout shards --timelines sample --no-generate",
 ]
 COMMANDS.register("run", HELP, __name__)
 
@@ -38,6 +39,9 @@ def add_arguments(p):
     p.add_argument("--timelines", choices=["auto", "all", "sample", "none"],
                    help="which videos get a timeline figure: all, none, or a sample spread over the tasks "
                         "(default auto: all up to 48 videos, else a sample of 48)")
+    options.add_layout(p, default=None)
+    p.add_argument("--keyframes", choices=["auto", "all", "none"],
+                   help="key-frame thumbnails per segment (default auto: with the files layout only)")
     options.add_device(p, default=None)
     options.add_workers(p, default=None)
     options.add_engine(p, default=None)
@@ -59,7 +63,8 @@ def run(args) -> int:
         raise ProcvidError(f"--at must be a time in seconds >= 0, got {args.at:g}")
     config = RunConfig.from_yaml(args.config, encoder=args.encoder, method=args.method, fps=args.fps,
                                  device=args.device, kig=args.kig, workers=args.workers, engine=args.engine,
-                                 generate=False if args.no_generate else None, timelines=args.timelines)
+                                 generate=False if args.no_generate else None, timelines=args.timelines,
+                                 layout=args.layout, keyframes=args.keyframes)
     result = run_pipeline(args.inputs, args.out, config, annotations=args.annotations, steps=args.steps,
                           task=args.task, progress=not args.no_progress, at=args.at)
     for what, why, flag in result.skipped:

@@ -30,8 +30,9 @@ def add_arguments(p):
     p.add_argument("--features", help="feature cache for video inputs (default OUT/features)")
     options.add_encoder(p)
     options.add_fps(p)
-    p.add_argument("--keyframes", default="jpg", choices=["jpg", "png", "none"],
-                   help="key-frame thumbnail format, or none (default jpg)")
+    p.add_argument("--keyframes", default="auto", choices=["auto", "jpg", "png", "none"],
+                   help="key-frame thumbnail format, or none (default auto: jpg with the files layout, none with "
+                        "shards)")
     p.add_argument("--timeline", action="store_true", help="also draw <stem>.timeline.png")
     p.add_argument("--gt", help="ground truth for the timelines: CrossTask CSV(s), their folder, or a dataset folder")
     options.add_device(p)
@@ -39,6 +40,7 @@ def add_arguments(p):
     p.add_argument("--shard", help="I/N: process only the I-th of N disjoint, stable parts (0-based)")
     options.add_engine(p)
     p.add_argument("--overwrite", action="store_true", help="redo inputs whose outputs are up to date")
+    options.add_layout(p)
     options.add_no_progress(p)
 
 
@@ -83,7 +85,8 @@ def run(args) -> int:
         args.inputs, args.out, detector, num_segments=args.num_segments, features_dir=args.features,
         encoder=args.encoder, sampling=Sampling(fps=args.fps),
         keyframes=None if args.keyframes == "none" else args.keyframes, shard=parse_shard(args.shard),
-        overwrite=args.overwrite, device=args.device, progress=not args.no_progress, engine=engine)
+        overwrite=args.overwrite, device=args.device, progress=not args.no_progress, engine=engine,
+        layout=args.layout)
     if args.timeline:
         draw_timelines(load_segmented(Path(args.out), truth=truth), progress=not args.no_progress)
     print(summary.line())

@@ -100,10 +100,10 @@ def task_from_name(stem: str, task_of: dict | None = None) -> str:
 def collect_discover_inputs(inputs: list[str], task_of: dict | None = None) -> list[DiscoverInput]:
     """Segments files (or folders of them) as inputs, each with its task."""
     from procvid.ground_files import collect_ground_inputs
-    from procvid.segment.files import SEGMENTS_SUFFIX
+    from procvid.segment.files import SEGMENTS_SUFFIX, is_segments
 
     found = collect_ground_inputs(inputs)  # names damaged files and stem clashes
-    plain = [f for f in found.values() if not f.name.endswith(SEGMENTS_SUFFIX)]
+    plain = [f for f in found.values() if not is_segments(f)]
     if plain:
         raise ProcvidError(f"{plain[0]}: not a segments file (<stem>{SEGMENTS_SUFFIX}); discovery needs segments: "
                            "run procvid segment first")

@@ -16,14 +16,15 @@ a video with neither is left out and counted in the returned note.
 from __future__ import annotations
 
 import html
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from procvid.batch import FailureLog, Progress, RunSummary
 from procvid.errors import ProcvidError
-from procvid.outputs import Manifest, atomic_write, digest, file_digest, prepare_output_dir, stamp
+from procvid.features import entry_digest
+from procvid.outputs import digest, prepare_output_dir, stamp
+from procvid.shards import StageDocs
 
 log = logging.getLogger(__name__)
 
@@ -105,47 +106,52 @@ def forecast_one(item: ForecastInput, tasks: dict, graphs: dict, forecaster, at:
 
 
 def forecast_batch(inputs: list[ForecastInput], out_dir, tasks: dict | None = None, graphs: dict | None = None,
-                   forecaster="shipped", at: float | None = None, top: int = 3,
-                   progress: bool = True) -> tuple[dict[str, dict], RunSummary, list[str]]:
+                   forecaster="shipped", at: float | None = None, top: int = 3, progress: bool = True,
+                   shards: int | None = None) -> tuple[dict[str, dict], RunSummary, list[str]]:
     """Forecast every input into out_dir/<stem>.forecast.json (a current file is read, not recomputed).
     Returns ({stem: document}, summary, notes): notes name what could not be forecast and why.
-    forecaster: a model folder, "shipped", a LatentForecaster, or None (graph walk only)."""
+    forecaster: a model folder, "shipped", a LatentForecaster, or None (graph walk only). shards: the
+    documents in that many Parquet shards instead (procvid.shards, store "forecast")."""
     tasks, graphs = tasks or {}, graphs or {}
     if at is not None and at < 0:
         raise ProcvidError(f"--at must be a time in seconds >= 0, got {at}")
     model = load_forecaster(forecaster)
     out_dir = prepare_output_dir(out_dir)
-    manifest = Manifest(out_dir)
+    docs = StageDocs(out_dir, "forecast", SUFFIX, shards)
+    inputs = docs.ordered(inputs, lambda item: item.stem)
+    docs.plan(item.stem for item in inputs)
     summary = RunSummary(total=len(inputs))
     failures = FailureLog(out_dir)
     model_key = digest(model.info) if model is not None else None
     result, left_out, other_encoder = {}, [], set()
     with Progress(summary, "forecast", progress) as bar:
         for item in inputs:
-            path = out_dir / f"{item.stem}{SUFFIX}"
             try:
                 graph = graphs.get(item.task)
-                key = stamp("forecast", [file_digest(item.features), item.task, digest(item.grounded or {}),
+                key = stamp("forecast", [entry_digest(item.features), item.task, digest(item.grounded or {}),
                                          digest(sorted(map(str, graph.edges)) if graph is not None else [])],
                             {"model": model_key, "at": at, "top": top})
-                doc = _read(path) if manifest.is_current(path, key) else None
-                if doc is not None:
+                doc = docs.current(item.stem, key)
+                if doc is not None and doc.get("format") == FORMAT:
+                    docs.skip(item.stem)
                     summary.skipped += 1
                 else:
                     doc = forecast_one(item, tasks, graphs, model, at, top)
                     if doc is None:
+                        docs.skip(item.stem)
                         left_out.append(item.stem)
                     else:
-                        atomic_write(path, json.dumps(doc, indent=1) + "\n")
-                        manifest.record(path, key)
+                        docs.write(item.stem, key, doc)
                         summary.done += 1
                 if doc is not None:
                     result[item.stem] = doc
                     if doc["method"] != "latent" and model is not None:
                         other_encoder.add(item.stem)
             except (ProcvidError, OSError, ValueError) as e:
+                docs.skip(item.stem)
                 summary.fail(failures, str(item.features), str(e))
             bar.update()
+    docs.close()
     notes = []
     if other_encoder and model is not None:
         notes.append(f"{len(other_encoder)} video(s) forecast by the graph walk on their grounded steps: the "
@@ -154,14 +160,6 @@ def forecast_batch(inputs: list[ForecastInput], out_dir, tasks: dict | None = No
         notes.append(f"{len(left_out)} video(s) not forecast: no forecaster for their features and no graph "
                      "script of their task")
     return result, summary, notes
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("format") == FORMAT else None
 
 
 def summary_line(doc: dict) -> str:
@@ -186,7 +184,7 @@ def forecast_strip(doc: dict) -> str:
 
 
 def run_stage(videos: list, grounding: dict, tasks: dict, graphs: dict, out_dir, forecaster: str = "shipped",
-              at: float | None = None, progress: bool = True) -> tuple[dict, list, dict]:
+              at: float | None = None, progress: bool = True, shards: int | None = None) -> tuple[dict, list, dict]:
     """`procvid run`'s forecast stage over its segmented videos (procvid.segment.files.SegmentedVideo):
     ({stem: document}, skipped entries (what, why, flag) as the pipeline lists them, {input: failure reason}).
     forecaster: a model folder, "shipped" or "none" (graph walk on the grounded steps only)."""
@@ -201,6 +199,6 @@ def run_stage(videos: list, grounding: dict, tasks: dict, graphs: dict, out_dir,
                             grounding.get(v.stem)) for v in videos if v.doc.get("features")]
     if model is None:
         inputs = [i for i in inputs if i.task is not None]
-    docs, summary, notes = forecast_batch(inputs, out_dir, tasks, graphs, model, at, progress=progress)
+    docs, summary, notes = forecast_batch(inputs, out_dir, tasks, graphs, model, at, progress=progress, shards=shards)
     skipped = [("latent next-step forecast for some videos", note, flag) for note in notes]
     return docs, skipped, dict(summary.reasons)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from procvid.errors import ProcvidError
-from procvid.segment.files import SEGMENTS_SUFFIX, read_segments_file, stem_of
+from procvid.segment.files import SEGMENTS_SUFFIX, read_segments_file, segments_entries, stem_of
 
 SCORE_COLUMNS = [("boundary_precision", "B-P", "{:.3f}"), ("boundary_recall", "B-R", "{:.3f}"),
                  ("boundary_f1", "B-F1", "{:.3f}"), ("mof", "MoF", "{:.1f}"), ("f1@10", "F1@10", "{:.1f}"),
@@ -27,7 +26,7 @@ def evaluate_predictions(pred_dir: str | os.PathLike, gt: dict, tolerance: float
     the method, with "(K given)" for known K and "#n" when a method ran with several settings."""
     from procvid.metrics.segmentation import evaluate
 
-    files = sorted(Path(pred_dir).rglob("*" + SEGMENTS_SUFFIX))
+    files = segments_entries(pred_dir)
     if not files:
         raise ProcvidError(f"{pred_dir}: no *{SEGMENTS_SUFFIX} files (procvid segment writes them)")
     runs: dict[tuple[str, str], list] = {}  # (label, settings) -> [(header, segments, video id)]

@@ -30,7 +30,8 @@ from pathlib import Path
 
 from procvid.errors import ProcvidError
 from procvid.mistakes.base import MISSING, Verdict, labels_of
-from procvid.outputs import Manifest, atomic_write, prepare_output_dir, stamp
+from procvid.outputs import prepare_output_dir, stamp
+from procvid.shards import StageDocs
 
 log = logging.getLogger(__name__)
 
@@ -82,22 +83,29 @@ def absent_steps(path: list, verdicts: list[Verdict], unfinished: list) -> list:
     return list(dict.fromkeys([*named, *unfinished]))
 
 
-def write_docs(out_dir: Path, docs: dict, extra: dict) -> None:
-    """Each sequence's document and the extra files (name -> JSON-able), skipping current ones."""
+def write_docs(out_dir: Path, docs: dict, extra: dict, shards: int | None = None) -> None:
+    """Each sequence's document and the extra files (name -> JSON-able), skipping current ones.
+    shards: the sequences' documents in that many Parquet shards instead (procvid.shards, store "mistakes")."""
     from procvid.graph.build import file_stem
 
-    manifest = Manifest(out_dir)
-    files = {f"{file_stem(name)}{SUFFIX}": doc for name, doc in docs.items()}
-    stems = [file_stem(name) for name in docs]
-    if len(set(stems)) != len(stems):
+    stems = {name: file_stem(name) for name in docs}
+    if len(set(stems.values())) != len(stems):
         raise ProcvidError("two sequences share a file name once made file-name-safe")
-    for name, doc in {**files, **extra}.items():
-        text = json.dumps(doc, indent=1, default=str) + "\n"
-        path = out_dir / name
-        key = stamp("mistakes", [text], {})
-        if not manifest.is_current(path, key):
-            atomic_write(path, text)
-            manifest.record(path, key)
+    store = StageDocs(out_dir, "mistakes", SUFFIX, shards)
+    names = store.ordered(docs, lambda name: stems[name])
+    store.plan(stems[name] for name in names)
+    for name in names:
+        key = stamp("mistakes", [json.dumps(docs[name], indent=1, default=str) + "\n"], {})
+        if store.current(stems[name], key) is None:
+            store.write(stems[name], key, docs[name])
+        else:
+            store.skip(stems[name])
+    store.close()
+    files = StageDocs(out_dir, "mistakes", "")
+    for name, doc in extra.items():
+        key = stamp("mistakes", [json.dumps(doc, indent=1, default=str) + "\n"], {})
+        if files.current(name, key) is None:
+            files.write(name, key, doc)
 
 
 def read_graphs(folder, tasks: dict) -> dict:
@@ -288,11 +296,12 @@ def timeline_marks(docs: dict) -> dict:
 RUN_SETTINGS = {"successors": True}  # procvid run: swapped steps flagged on both sides
 
 
-def check_paths(paths: dict[str, dict], graphs: dict, tasks: dict, out_dir, settings: dict | None = None) -> dict:
+def check_paths(paths: dict[str, dict], graphs: dict, tasks: dict, out_dir, settings: dict | None = None,
+                shards: int | None = None) -> dict:
     """`procvid run`'s stage: each grounded video's step path checked online against its task's graph
     script with the precondition rule. paths: stem -> its steps.json document ("task", "path", "steps"
     with start/end); graphs: task id -> graph script. Videos of tasks without a graph are left out.
-    Writes OUT/<stem>.mistakes.json and predictions.json; returns stem -> document."""
+    Writes OUT/<stem>.mistakes.json (or `shards` Parquet shards) and predictions.json; returns stem -> document."""
     from procvid.mistakes.precondition import PreconditionDetector
 
     settings = {**RUN_SETTINGS, **(settings or {})}
@@ -310,5 +319,6 @@ def check_paths(paths: dict[str, dict], graphs: dict, tasks: dict, out_dir, sett
         times = spans if len(spans) == len(path) else None
         texts = tasks[task_id].texts() if task_id in tasks else {}
         docs[stem] = sequence_doc(stem, task_id, path, verdicts, absent, texts, "precondition", used, times=times)
-    write_docs(prepare_output_dir(out_dir), docs, {"predictions.json": {s: d["flags"] for s, d in docs.items()}})
+    write_docs(prepare_output_dir(out_dir), docs, {"predictions.json": {s: d["flags"] for s, d in docs.items()}},
+               shards)
     return docs

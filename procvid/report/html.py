@@ -1,13 +1,25 @@
 """The browsable report of `procvid run`: one static HTML page with relative links to the
-timelines, key frames and graph pictures the stages wrote (open OUT/report/index.html)."""
+timelines, key frames and graph pictures the stages wrote (open OUT/report/index.html).
+
+Up to LIST_ALL_UP_TO videos it shows every video; above, a summary whose size does not grow with the
+run: a table per task, histograms of key steps and length, full sections for a sample of SAMPLE
+videos and links to the per-stage folders holding every video's results."""
 
 from __future__ import annotations
 
+import heapq
 import html
 import os
+import statistics
 from pathlib import Path
 
 from procvid.outputs import atomic_write, prepare_output_dir
+
+LIST_ALL_UP_TO = 100  # up to this many videos (failures, tasks) the page lists every one; above: a summary
+SAMPLE = 48  # above LIST_ALL_UP_TO videos: full sections for at most this many
+RESULT_DIRS = ("segments", "steps", "mistakes", "forecast", "features")  # per-video results, linked
+FAILURE_DIRS = ("segments", "steps", "forecast")  # the stages whose failures.jsonl the pipeline reports
+NO_TASK = "(no task)"
 
 
 STYLE = """
@@ -149,6 +161,159 @@ def _video_section(video, report_dir: Path, grounded: dict | None, mistakes: dic
     return "".join(parts) + "</section>"
 
 
+def _failures_section(failures: dict, out: Path, report_dir: Path) -> str:
+    """The failed inputs; above LIST_ALL_UP_TO the first ones (in name order) and links to the stages' lists."""
+    head = f"<h2 class='alert'>{len(failures)} input(s) failed</h2>"
+    if len(failures) <= LIST_ALL_UP_TO:
+        return head + _table([[item, reason] for item, reason in sorted(failures.items())], ["input", "reason"])
+    from procvid.batch import FAILURES_FILE
+
+    first = heapq.nsmallest(LIST_ALL_UP_TO, failures.items())  # O(failures), unlike sorting them all
+    files = [out / d / FAILURES_FILE for d in FAILURE_DIRS if (out / d / FAILURES_FILE).exists()]
+    where = " and ".join(f"<a href='{_rel(f, report_dir)}'>OUT/{html.escape(f.relative_to(out).as_posix())}</a>"
+                         for f in files) or "the stages' failures.jsonl files"
+    return (head + _table([[item, reason] for item, reason in first], ["input", "reason"])
+            + f"<p class='alert'>... and {len(failures) - len(first)} more (see {where})</p>")
+
+
+def _task_key(task) -> tuple:
+    return (task is None, "" if task is None else str(task))  # "(no task)" last
+
+
+def _duration(video) -> float:
+    times = video.doc["timestamps"]
+    return float(times[-1]) if len(times) else 0.0
+
+
+def _median(values: list, fmt: str = ".1f") -> str:
+    return format(statistics.median(values), fmt) if values else "–"
+
+
+def _task_table(videos: list, graphs: dict, grounding: dict, mistakes: dict, forecasts: dict) -> str:
+    """One row per task (the LIST_ALL_UP_TO largest; the rest in one row) and a totals row."""
+    stats: dict = {}  # task -> [durations, key steps, grounded, flagged, forecasts]
+    for v in videos:
+        s = stats.setdefault(v.task, [[], [], 0, 0, 0])
+        s[0].append(_duration(v))
+        s[1].append(len(v.doc["segments"]))
+        s[2] += bool((grounding.get(v.stem) or {}).get("path"))
+        s[3] += bool((mistakes.get(v.stem) or {}).get("flagged"))
+        s[4] += v.stem in forecasts
+
+    def row(label, name, group):
+        durations = [d for s in group for d in s[0]]
+        steps = [k for s in group for k in s[1]]
+        return [label, name, len(durations), _median(durations), _median(steps, "g"),
+                *(sum(s[i] for s in group) for i in (2, 3, 4))]
+
+    tasks = sorted(stats, key=_task_key)
+    if len(tasks) > LIST_ALL_UP_TO:  # keep the page bounded: the largest tasks, the rest summed up
+        shown = set(heapq.nlargest(LIST_ALL_UP_TO, tasks, key=lambda t: len(stats[t][0])))
+        rest = [t for t in tasks if t not in shown]
+        tasks = [t for t in tasks if t in shown]
+    else:
+        rest = []
+    rows = [row(NO_TASK if t is None else t, "" if t is None else (graphs.get(t) or {}).get("name", ""), [stats[t]])
+            for t in tasks]
+    if rest:
+        rows.append(row(f"{len(rest)} other tasks", "", [stats[t] for t in rest]))
+    rows.append(row("all", "", list(stats.values())))
+    header = ["task", "name", "videos", "median duration (s)", "median key steps per video",
+              "with a grounded step path", "with flagged mistakes", "forecasts made"]
+    return "<h2>Videos by task</h2>" + _table(rows, header)
+
+
+def _nice_width(span: float, bins: int) -> float:
+    """The smallest of 1, 2, 5 x 10^k that covers `span` in at most `bins` bins."""
+    step = 10.0 ** int(f"{max(span, 1e-9) / bins:e}".split("e")[1])
+    for m in (1, 2, 5, 10):
+        if span / (m * step) <= bins:
+            return m * step
+    return 10 * step
+
+
+def _histogram(values: list, what: str, integers: bool, bins: int = 15) -> str:
+    """Counts of `values` in at most about `bins` bins, as a table with bars (O(values), nothing drawn per video)."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    width = 1 if integers and high - low < bins else _nice_width(high - low or 1, bins)
+    if integers:
+        width = max(1, int(round(width)))
+    start = (low // width) * width
+    counts: dict = {}
+    for x in values:
+        i = int((x - start) // width)
+        counts[i] = counts.get(i, 0) + 1
+    most = max(counts.values())
+    rows = []
+    for i in range(max(counts) + 1):
+        a = start + i * width
+        if integers:
+            label = f"{a:g}" if width == 1 else f"{a:g}–{a + width - 1:g}"
+        else:
+            label = f"{a:g}–{a + width:g}"
+        n = counts.get(i, 0)
+        bar = f"display:inline-block;height:10px;background:#486581;width:{round(200 * n / most)}px"
+        rows.append(f"<tr><td>{label}</td><td>{n}</td><td><span style='{bar}'></span></td></tr>")
+    return (f"<table class='histogram'><tr><th>{html.escape(what)}</th><th>videos</th><th></th></tr>"
+            f"{''.join(rows)}</table>")
+
+
+def _spread(videos: list, n: int = SAMPLE) -> list:
+    """At most `n` videos spread over the tasks: slots dealt to the tasks in turn, each task's slots evenly
+    spaced over its videos in name order (deterministic). Returned grouped by task, in name order."""
+    by_task: dict = {}
+    for v in videos:
+        by_task.setdefault(v.task, []).append(v)
+    groups = [sorted(by_task[t], key=lambda v: v.stem) for t in sorted(by_task, key=_task_key)]
+    quota, left = [0] * len(groups), n
+    while left and any(q < len(g) for q, g in zip(quota, groups)):
+        for i, g in enumerate(groups):
+            if left and quota[i] < len(g):
+                quota[i] += 1
+                left -= 1
+    return [g[(2 * j + 1) * len(g) // (2 * q)] for g, q in zip(groups, quota) for j in range(q)]
+
+
+def _result_links(out: Path, report_dir: Path) -> str:
+    """Links to the per-stage output folders under OUT (a Parquet index where a stage wrote shards)."""
+    links = []
+    for name in RESULT_DIRS:
+        folder = out / name
+        if not folder.is_dir():
+            continue
+        index = sorted(folder.glob("*-index.parquet"))
+        if index:
+            links.append(f"<a href='{_rel(index[0], report_dir)}'>{html.escape(name)}/{html.escape(index[0].name)}</a>"
+                         " (Parquet shards, one row per video)")
+        else:
+            links.append(f"<a href='{_rel(folder, report_dir)}/'>{html.escape(name)}/</a>")
+    return ", ".join(links) or "no per-stage folder under OUT"
+
+
+def _run_overview(videos: list, graphs: dict, grounding: dict, mistakes: dict, forecasts: dict) -> str:
+    """The videos of a large run in aggregate: a table per task and histograms."""
+    return "".join([_task_table(videos, graphs, grounding, mistakes, forecasts),
+                    "<h2>Key steps and length</h2><div class='grid' style='align-items: start'>",
+                    _histogram([len(v.doc["segments"]) for v in videos], "key steps per video", integers=True),
+                    _histogram([_duration(v) for v in videos], "video length (s)", integers=False), "</div>"])
+
+
+def _sample_section(out: Path, report_dir: Path, videos: list, grounding: dict, mistakes: dict,
+                    forecasts: dict) -> str:
+    """Full sections for a sample of a large run's videos, and links to all the per-video results."""
+    drawn = [v for v in videos if v.timeline.exists()]
+    sample = _spread(drawn or videos)
+    how = ("the videos with a timeline drawn" if drawn and len(drawn) <= SAMPLE else "spread over the tasks"
+           + (f", among the {len(drawn)} videos with a timeline drawn" if drawn else ""))
+    parts = [f"<h2>A sample of videos</h2><p class='sample'>{len(sample)} of {len(videos)} videos shown "
+             f"<span class='muted'>({how})</span>; all per-video results are in: {_result_links(out, report_dir)}</p>"]
+    parts += [_video_section(v, report_dir, grounding.get(v.stem), mistakes.get(v.stem), forecasts.get(v.stem))
+              for v in sample]
+    return "".join(parts)
+
+
 def write_report(out: Path, videos: list, graphs: dict | None = None,
                  segmentation: dict | None = None, grounding: dict | None = None, generation: dict | None = None,
                  grounding_scores: dict | None = None, failures: dict | None = None, skipped: list | None = None,
@@ -167,14 +332,16 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
         body.append("<h2>Not done in this run</h2>" + _table(
             [[what, why, flag] for what, why, flag in skipped], ["what", "why", "to get it"]))
     if failures:
-        body.append(f"<h2 class='alert'>{len(failures)} input(s) failed</h2>"
-                    + _table([[item, reason] for item, reason in sorted(failures.items())], ["input", "reason"]))
+        body.append(_failures_section(failures, out, report_dir))
     if segmentation:
         body.append(_segmentation_summary(segmentation))
     if grounding_scores:
         body.append(_grounding_summary(grounding_scores))
     if mistakes:
         body.append(_mistakes_summary(mistakes))
+    large = len(videos) > LIST_ALL_UP_TO  # then aggregates up here, a sample of videos below
+    if large:
+        body.append(_run_overview(videos, graphs or {}, grounding, mistakes or {}, forecasts or {}))
     if discovered:
         body.append("<h2>Discovered steps</h2><p class='muted'>Steps the videos of each task share, found "
                     "without labels (procvid discover); each row: a step and its most typical key frames.</p>")
@@ -190,9 +357,12 @@ def write_report(out: Path, videos: list, graphs: dict | None = None,
         body.append("<div class='grid2'>")
         body += [_generation_section(t, info, report_dir) for t, info in generation.items()]
         body.append("</div>")
-    body.append("<h2>Videos</h2>")
-    body += [_video_section(v, report_dir, grounding.get(v.stem), (mistakes or {}).get(v.stem),
-                            (forecasts or {}).get(v.stem)) for v in videos]
+    if not large:
+        body.append("<h2>Videos</h2>")
+        body += [_video_section(v, report_dir, grounding.get(v.stem), (mistakes or {}).get(v.stem),
+                                (forecasts or {}).get(v.stem)) for v in videos]
+    else:  # never a row per video: a sample and links to the per-stage folders
+        body.append(_sample_section(out, report_dir, videos, grounding, mistakes or {}, forecasts or {}))
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>procvid report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{FLAG_MISSING}</script></body></html>")
     path = report_dir / "index.html"

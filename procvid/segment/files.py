@@ -22,6 +22,10 @@ Outputs per input, named after its stem; sub-folders of an input folder are mirr
     size, at most THUMBNAIL_SIZE on the short side), else decoded again at that size.
 ``<stem>.timeline.png``
     See :mod:`procvid.report.timeline`.
+
+With the shard layout (procvid.shards) the documents are the ``doc`` column of
+``segments-NNNNN.parquet`` (one row per video, keyed by its output name), no CSV is written and
+key frames only when asked for.
 """
 
 from __future__ import annotations
@@ -39,9 +43,11 @@ import numpy as np
 from procvid.errors import ProcvidError
 from procvid.outputs import atomic_save, ensure_dir
 from procvid.segment.base import Segment
+from procvid.shards import ShardStore, has_shards, read_row, split_ref
 
 FORMAT = "procvid-segments"
 FORMAT_VERSION = 1
+STORE = "segments"  # the store name in the shard layout (segments-NNNNN.parquet)
 SEGMENTS_SUFFIX = ".segments.json"
 CSV_SUFFIX = ".segments.csv"
 TIMELINE_SUFFIX = ".timeline.png"
@@ -59,8 +65,25 @@ def output_paths(out_dir: Path, rel: Path) -> dict[str, Path]:
 
 
 def stem_of(path: Path) -> str:
-    """The video stem of a segments file."""
+    """The video stem of a segments file (or of a shard row reference)."""
+    split = split_ref(path)
+    if split is not None:
+        return Path(split[1]).name
     return path.name[: -len(SEGMENTS_SUFFIX)] if path.name.endswith(SEGMENTS_SUFFIX) else path.stem
+
+
+def is_segments(path: Path) -> bool:
+    """A segments file, or a row of the segments shards."""
+    split = split_ref(path)
+    return split[0].name.startswith(STORE + "-") if split else Path(path).name.endswith(SEGMENTS_SUFFIX)
+
+
+def segments_entries(folder: str | os.PathLike, shards: bool | None = None) -> list[Path]:
+    """Every segments document under `folder`: its files, or references to the rows of its shards
+    (procvid.shards; shard by shard). shards: None: the shards when there are any."""
+    if shards or (shards is None and has_shards(folder, STORE)):
+        return [Path(r) for r in ShardStore(folder, STORE).refs()]
+    return sorted(Path(folder).rglob("*" + SEGMENTS_SUFFIX))
 
 
 def timecode(seconds: float) -> str:
@@ -91,12 +114,15 @@ def dump_segments(doc: dict) -> str:
 
 
 def read_segments_doc(path: str | os.PathLike) -> dict:
-    """A ``<stem>.segments.json`` as it is stored."""
+    """A ``<stem>.segments.json`` (or a segments shard row) as it is stored."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ProcvidError(f"{path}: cannot read segments file ({e})") from None
+    if split_ref(path) is not None:
+        data = read_row(path)["doc"]
+    else:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ProcvidError(f"{path}: cannot read segments file ({e})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or "segments" not in data \
             or "timestamps" not in data:
         raise ProcvidError(f"{path}: not a procvid segments file")
@@ -161,10 +187,12 @@ class SegmentedVideo:
         return self.segments.with_name(self.stem + TIMELINE_SUFFIX)
 
 
-def load_segmented(folder: Path, task_of=None, truth: dict | None = None) -> list[SegmentedVideo]:
-    """Every segments file under `folder`, with its task (``task_of(stem)``) and ground truth."""
+def load_segmented(folder: Path, task_of=None, truth: dict | None = None,
+                   shards: bool | None = None) -> list[SegmentedVideo]:
+    """Every segments document under `folder` (segments_entries), with its task (``task_of(stem)``)
+    and ground truth."""
     videos = []
-    for f in sorted(Path(folder).rglob("*" + SEGMENTS_SUFFIX)):
+    for f in segments_entries(folder, shards):
         stem = stem_of(f)
         videos.append(SegmentedVideo(stem, f, read_segments_doc(f), task_of(stem) if task_of else None,
                                      (truth or {}).get(stem)))

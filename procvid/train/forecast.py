@@ -33,7 +33,7 @@ def load_videos(dataset, features: Path, vocab) -> list[ForecastVideo]:
     """The dataset's annotated videos with their features (<features>/<video id>.json); videos without
     features are an error, so a half-embedded world is not trained on silently."""
     from procvid.errors import ProcvidError
-    from procvid.features import load_features
+    from procvid.features import find_entry, load_features
 
     tasks = list(vocab.tasks)
     row = {(t, s): i for i, (t, s) in enumerate((t, s) for t in tasks for s in vocab.tasks[t])}
@@ -41,9 +41,9 @@ def load_videos(dataset, features: Path, vocab) -> list[ForecastVideo]:
     for v in dataset.videos:
         if not v.segments:
             continue
-        path = Path(features) / f"{v.video_id}.json"
-        if not path.exists():
-            raise ProcvidError(f"{path}: no features for video {v.video_id} (embed the world first)")
+        path = find_entry(features, v.video_id)
+        if path is None:
+            raise ProcvidError(f"{features}: no features for video {v.video_id} (embed the world first)")
         X, t, _ = load_features(path)
         segs = sorted(v.segments, key=lambda s: s.start)
         targets = np.stack([step_embedding(X, t, s.start, s.end) for s in segs])
@@ -121,18 +121,19 @@ class ForecastDataModule(L.LightningDataModule):
         from procvid.data.synthetic import ensure_world
         from procvid.embedding import embed_videos
         from procvid.encoders import load_encoder
+        from procvid.features import entry_key, find_entry
         from procvid.video import Sampling, find_videos
 
         hp = self.hparams
         ensure_world(hp.world, hp.num_videos, hp.world_seed, progress=False)
         videos = find_videos([Path(hp.world) / "videos"])
         # only when some are missing: embedding takes the folder's lock, which readers need not wait for
-        if any(not (self.features_dir / rel.with_suffix(".json")).exists() for _, rel in videos):
+        if any(find_entry(self.features_dir, entry_key(rel)) is None for _, rel in videos):
             embed_videos(videos, self.features_dir, load_encoder(hp.encoder), Sampling(fps=hp.fps), progress=False)
 
     def setup(self, stage=None):
         from procvid.data import load_dataset
-        from procvid.features import read_sidecar
+        from procvid.features import find_entry, read_sidecar
         from procvid.graph.script_model import ScriptVocab
 
         if hasattr(self, "train_set"):
@@ -142,7 +143,7 @@ class ForecastDataModule(L.LightningDataModule):
         self.vocab = ScriptVocab.from_dataset(dataset)
         videos = load_videos(dataset, self.features_dir, self.vocab)
         first = dataset.videos[0].video_id
-        self.encoder_id = (read_sidecar(self.features_dir / f"{first}.json") or {}).get("encoder")
+        self.encoder_id = (read_sidecar(find_entry(self.features_dir, first)) or {}).get("encoder")
         is_val = validation_mask(len(videos), hp.val_fraction, hp.seed)
         train = [v for v, val in zip(videos, is_val) if not val]
         val = [v for v, val in zip(videos, is_val) if val] or train

@@ -69,7 +69,7 @@ class PlannerDataModule(EmbeddingChunksDataModule):
 
     def setup(self, stage=None):
         from procvid.data import load_dataset
-        from procvid.features import load_features
+        from procvid.features import find_entry, load_features
         from procvid.graph import induce_graph
         from procvid.graph.script import consecutive_pairs
         from procvid.graph.script_model import ScriptVocab
@@ -86,8 +86,8 @@ class PlannerDataModule(EmbeddingChunksDataModule):
         features = Path(hp.features)
         videos, loaded, metas = [], [], []
         for v in dataset.videos:
-            sidecar = features / f"{v.video_id}.json"
-            if v.segments and sidecar.exists() and all(s.start is not None for s in v.segments):
+            sidecar = find_entry(features, v.video_id)
+            if v.segments and sidecar is not None and all(s.start is not None for s in v.segments):
                 emb, times, meta = load_features(sidecar)
                 videos.append(v)
                 loaded.append((emb, times))
