@@ -20,6 +20,7 @@ from procvid.batch import FailureLog, Progress, RunSummary, in_shard
 from procvid.encoders import EncoderSetup
 from procvid.encoders.base import Encoder
 from procvid.engine import LocalEngine
+from procvid.threads import encode_threads, torch_threads
 from procvid.errors import ProcvidError, VideoError
 from procvid.video import DecodeReport, Sampling, iter_frames
 
@@ -223,13 +224,6 @@ class _Write:
         return len(emb), int(decode.get("messages", 0)), None
 
 
-def torch_threads(workers: int, cpus: int | None = None) -> int:
-    """torch's CPU threads while `workers` threads decode ahead: the cores they leave (at least one).
-    On 2 cores a second torch thread only fights the decoders: every encoder measured ran as fast or
-    faster with one (the same vectors either way: fixed-size passes)."""
-    return max(1, (cpus or os.cpu_count() or 1) - workers)
-
-
 def embed_videos(
     videos: list[tuple[Path, Path]],
     out_dir: str | Path,
@@ -268,14 +262,12 @@ def embed_videos(
         store.plan(features.entry_key(j.rel) for j in jobs)
     for job in jobs:
         job.key["encoder_spec"] = encoder.spec  # not part of the cache key: what rebuilds the encoder
-    import torch
-
-    threads = torch.get_num_threads()
-    if isinstance(engine, LocalEngine) and getattr(encoder, "device", None) is not None \
-            and encoder.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(torch_threads(engine.workers))  # an explicit OMP_NUM_THREADS wins
+    # this process encodes with either engine (the Ray engine's driver works too, beside its actors);
+    # an explicit OMP_NUM_THREADS wins
+    threads = encode_threads(engine.workers) if getattr(encoder, "device", None) is not None \
+        and encoder.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ else None
     try:
-        with Progress(summary, "embed", progress) as bar:
+        with torch_threads(threads), Progress(summary, "embed", progress) as bar:
             if keep is not None and not isinstance(engine, LocalEngine):
                 keep = None  # the frames are decoded in other processes
             outcomes = engine.map_batched(_Decode(sampling, encoder.image_size, batch_size, keep), _encode,
@@ -297,7 +289,6 @@ def embed_videos(
                     summary.messages_in += messages > 0
                 bar.update()
     finally:
-        torch.set_num_threads(threads)
         if store is not None:  # also after an interruption: the rows done so far are kept
             store.close()
     return summary

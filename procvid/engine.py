@@ -27,10 +27,13 @@ engines write identical outputs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
 import threading
+import time
+from collections import defaultdict
 from typing import Any, Callable, Iterable, Iterator
 
 from procvid.errors import ProcvidError, VideoError
@@ -70,8 +73,10 @@ class LocalEngine:
         self.workers = workers
 
     def map(self, work: Callable, items: Iterable, setup: Callable | None = None) -> Iterator[Outcome]:
-        items = list(items)
-        state, failed = _setup_once(setup, items)
+        items = _nonempty(items)  # taken one at a time: `items` may be lazy
+        if items is None:
+            return
+        state, failed = _setup_once(setup, [None])
         for item in items:
             if failed:
                 yield item, None, failed
@@ -83,14 +88,25 @@ class LocalEngine:
 
     def map_batched(self, produce: Callable, consume: Callable, finish: Callable, items: Iterable,
                     setup: Callable, batch_size: int) -> Iterator[Outcome]:
-        items = list(items)
-        state, failed = _setup_once(setup, items)
-        if failed:
-            yield from ((item, None, failed) for item in items)
+        """`items` may be lazy: a producing thread takes the next one when it is free."""
+        source = _nonempty(items)
+        if source is None:
             return
-        todo: queue.Queue = queue.Queue()
-        for j in range(len(items)):
-            todo.put(j)
+        state, failed = _setup_once(setup, [None])
+        if failed:
+            yield from ((item, None, failed) for item in source)
+            return
+        lock = threading.Lock()
+        items: list = []  # in the order taken; j indexes it
+
+        def take() -> int | None:
+            with lock:
+                item = next(source, _END)
+                if item is _END:
+                    return None
+                items.append(item)
+                return len(items) - 1
+
         ready: queue.Queue = queue.Queue(maxsize=4 * self.workers)
         stop = threading.Event()
         done, failed, exited = object(), object(), object()
@@ -98,9 +114,8 @@ class LocalEngine:
         def producer():
             try:
                 while not stop.is_set():
-                    try:
-                        j = todo.get_nowait()
-                    except queue.Empty:
+                    j = take()
+                    if j is None:
                         return
                     try:
                         for rows, aux in produce(items[j]):
@@ -113,26 +128,26 @@ class LocalEngine:
             finally:
                 ready.put((None, exited, None))
 
-        threads = [threading.Thread(target=producer, daemon=True) for _ in range(min(self.workers, len(items)))]
+        threads = [threading.Thread(target=producer, daemon=True) for _ in range(self.workers)]
         for t in threads:
             t.start()
-        outputs = [[] for _ in items]
-        auxes = [[] for _ in items]
-        pending = [0] * len(items)  # rows waiting in the buffer
-        produced = [False] * len(items)
-        dead = [False] * len(items)
+        outputs: dict[int, list] = defaultdict(list)
+        auxes: dict[int, list] = defaultdict(list)
+        pending: dict[int, int] = defaultdict(int)  # rows waiting in the buffer
+        produced: set[int] = set()
+        dead: set[int] = set()
         buffer: list[tuple[int, Any]] = []
 
         def complete(j: int) -> Iterator[Outcome]:
-            if dead[j] or not produced[j] or pending[j]:
+            if j in dead or j not in produced or pending[j]:
                 return
-            dead[j] = True  # reported once
+            dead.add(j)  # reported once
             try:
-                value = finish(state, items[j], outputs[j], auxes[j])
+                value = finish(state, items[j], outputs.pop(j, []), auxes.pop(j, []))
                 yield items[j], value, ""
             except Exception as e:
                 yield items[j], None, error_reason(e)
-            outputs[j], auxes[j] = [], []
+            pending.pop(j, None)
 
         def flush() -> Iterator[Outcome]:
             if not buffer:
@@ -154,13 +169,14 @@ class LocalEngine:
                 if rows is exited:
                     left -= 1
                 elif rows is failed:
-                    if not dead[j]:
-                        dead[j] = True
+                    if j not in dead:
+                        dead.add(j)
+                        outputs.pop(j, None), auxes.pop(j, None)
                         yield items[j], None, aux
                 elif rows is done:
-                    produced[j] = True
+                    produced.add(j)
                     yield from complete(j)
-                elif not dead[j]:
+                elif j not in dead:
                     buffer.append((j, rows))
                     pending[j] += len(rows)
                     auxes[j].append(aux)
@@ -171,26 +187,53 @@ class LocalEngine:
             stop.set()
 
 
-def _map_group(state, error: str, work: Callable, items: list) -> list:
-    """(value, error) per item of one group, with this process's state."""
+_END = object()
+
+
+def _nonempty(items: Iterable):
+    """An iterator over `items` (taken lazily), or None when there is none."""
+    source = iter(items)
+    first = next(source, _END)
+    return None if first is _END else itertools.chain([first], source)
+
+
+def _local_map(state, error: str, work: Callable, items: list, indices: Iterable[int]) -> Iterator[Outcome]:
+    """(index, value, error) per index of `items` (taken lazily), with this process's state."""
     if error:
-        return [(None, error)] * len(items)
-    return [(value, e) for _, value, e in LocalEngine(1).map(work, items, lambda: state)]
+        yield from ((j, None, error) for j in indices)
+        return
+    yield from LocalEngine(1).map(lambda state, j: work(state, items[j]), indices, lambda: state)
+
+
+def _local_map_batched(state, error: str, decode_threads: int, produce: Callable, consume: Callable,
+                       finish: Callable, items: list, indices: Iterable[int], batch_size: int) -> Iterator[Outcome]:
+    """(index, value, error) per index of `items` (taken lazily): a LocalEngine, so frames are decoded
+    in the process that encodes them, and decoding runs ahead across the indices as they come."""
+    if error:
+        yield from ((j, None, error) for j in indices)
+        return
+    yield from LocalEngine(decode_threads).map_batched(
+        lambda j: produce(items[j]), consume, lambda state, j, outputs, auxes: finish(state, items[j], outputs, auxes),
+        indices, lambda: state, batch_size)
+
+
+def _by_index(outcomes: Iterator[Outcome], n: int) -> list:
+    results: list = [None] * n  # by index: items need not be hashable
+    for j, value, e in outcomes:
+        results[j] = (value, e)
+    return results
+
+
+def _map_group(state, error: str, work: Callable, items: list) -> list:
+    """(value, error) per item of one group (an actor's share)."""
+    return _by_index(_local_map(state, error, work, items, range(len(items))), len(items))
 
 
 def _map_batched_group(state, error: str, decode_threads: int, produce: Callable, consume: Callable,
                        finish: Callable, items: list, batch_size: int) -> list:
-    """(value, error) per item of one group: LocalEngine here, so frames are decoded in the process
-    that encodes them."""
-    if error:
-        return [(None, error)] * len(items)
-    results: list = [None] * len(items)  # by index: items need not be hashable
-    outcomes = LocalEngine(decode_threads).map_batched(
-        lambda j: produce(items[j]), consume, lambda state, j, outputs, auxes: finish(state, items[j], outputs, auxes),
-        range(len(items)), lambda: state, batch_size)
-    for j, value, e in outcomes:
-        results[j] = (value, e)
-    return results
+    """(value, error) per item of one group (an actor's share)."""
+    return _by_index(_local_map_batched(state, error, decode_threads, produce, consume, finish, items,
+                                        range(len(items)), batch_size), len(items))
 
 
 class _RayWorker:
@@ -215,13 +258,24 @@ class _RayWorker:
                                              items, batch_size)
 
 
+# Actors start only when the driver alone would need longer than this for the work left: an actor takes
+# 6-8 s to start on the 2-core development machine (a process that imports torch and builds the model),
+# so for less work they cost more than they bring (80 short videos: 1.48x the local time with actors
+# started at once on a running cluster).
+ACTORS_AFTER = 10.0
+RATE_ITEMS = 5  # the driver's rate is judged after this many of its items
+
+
 class RayEngine:
     """Ray core actors, each holding one ``setup()`` state, over groups of items."""
 
     name = "ray"
 
-    def __init__(self, actors: int | None = None, progress: bool = False, group: int | None = None):
+    def __init__(self, actors: int | None = None, progress: bool = False, group: int | None = None, workers: int = 1,
+                 actors_after: float = ACTORS_AFTER):
         self.actors = actors
+        self.actors_after = actors_after  # start actors only when the driver alone needs longer for what is left
+        self.workers = workers  # decoding threads of the driver's own share of the work
         self.progress = progress  # the stage draws its own bar
         self.group = group
         self.nodes: dict[str, int] = {}  # node id -> items that ran there in the last map
@@ -241,27 +295,50 @@ class RayEngine:
         return ray, actors, gpus
 
     def _groups(self, n: int, actors: int) -> list[range]:
-        # about 8 groups per actor (the last group to finish idles the others for up to one group's
+        # about 8 groups per worker (the last group to finish idles the others for up to one group's
         # time), at most 16 items each
         size = self.group or max(1, min(16, -(-n // (8 * actors))))
         return [range(a, min(a + size, n)) for a in range(0, n, size)]
 
-    def _run(self, items: list, setup: Callable | None, remote: Callable) -> Iterator[Outcome]:
-        """Hand groups of items to a pool of actors, two groups in flight per actor (none waits
-        for its next group); yield each group's outcomes as it completes."""
-        ray, count, gpus = self._start()
-        worker = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_RayWorker)
-        actors = [worker.remote(setup, 2 if gpus else 1) for _ in range(min(count, len(items)))]
-        starting = {actor.ready.remote(): actor for actor in actors}
-        todo = self._groups(len(items), len(actors))[::-1]
-        running: dict = {}  # object ref -> (actor, group)
-        lost = ""
-        self.nodes = {}
+    def _run(self, items: list, setup: Callable | None, remote: Callable, local: Callable) -> Iterator[Outcome]:
+        """Hand groups of items to a pool of actors, two groups in flight per actor (none waits for
+        its next group), and to this process, which works through groups from the start: starting Ray
+        and its actors takes seconds (a fresh instance 7-13 s, each actor imports torch and builds its
+        model), time in which the driver would otherwise wait. Yield each group's outcomes as it completes.
+        local(state, error, indices) -> (index, value, error) per index: the same work in this process."""
+        todo = self._groups(len(items), self.actors or max(1, (os.cpu_count() or 1)))[::-1]
+        lock = threading.Lock()
+        driver_on = os.environ.get("PROCVID_RAY_DRIVER", "1") != "0"  # 0: all work to the actors (a small head node)
+        driven: list[float] = []  # when the driver finished each item
+        finished: queue.Queue = queue.Queue()  # (group, results) from the driver's thread, None at its end
+        stop = threading.Event()
 
-        def submit(actor):
-            if todo:
-                group = todo.pop()
-                running[remote(actor, [items[j] for j in group])] = (actor, group)
+        def take():
+            with lock:
+                return todo.pop() if todo and not stop.is_set() else None
+
+        def driver():
+            try:
+                if not driver_on:
+                    return
+                state, error = _setup_once(setup, [None])
+
+                def indices():  # one stream over the groups it takes: decoding runs on across groups
+                    while (group := take()) is not None:
+                        yield from group
+
+                for j, value, e in local(state, error, indices()):
+                    finished.put((j, value, e))
+                    driven.append(time.monotonic())
+            finally:
+                finished.put(None)
+
+        thread = threading.Thread(target=driver, daemon=True)
+        thread.start()
+        self.nodes = {}
+        here, driving = "driver", True
+        running: dict = {}  # object ref -> (actor, group)
+        actors, starting, lost = [], {}, ""
 
         def outcomes(node: str, group: range, results: list) -> Iterator[Outcome]:
             self.nodes[node] = self.nodes.get(node, 0) + len(group)
@@ -269,8 +346,42 @@ class RayEngine:
                 log.debug("ray: item %d ran on %s", j, node)
                 yield items[j], value, error
 
+        def drain(block: bool) -> Iterator[Outcome]:
+            nonlocal driving
+            while driving:
+                try:
+                    got = finished.get(timeout=0.05) if block else finished.get_nowait()
+                except queue.Empty:
+                    return
+                if got is None:
+                    driving = False
+                else:
+                    j, value, e = got
+                    yield from outcomes(here, [j], [(value, e)])
+                block = False
+
+        def actors_pay() -> bool:
+            """Whether the driver alone would need longer than actors_after for the groups left."""
+            if not driver_on:
+                return True
+            if len(driven) < RATE_ITEMS:
+                return False  # no rate yet: the first items carry the start-up (model, decoders filling)
+            rate = (len(driven) - 1) / max(1e-6, driven[-1] - driven[0])  # items per second, once running
+            return sum(map(len, todo)) / rate > self.actors_after
+
+        def submit(actor):
+            group = take()
+            if group is not None:
+                running[remote(actor, [items[j] for j in group])] = (actor, group)
+
         try:
-            while todo or running:
+            ray, count, gpus = self._start()  # the driver's thread works meanwhile
+            while todo or running or driving:
+                yield from drain(False)
+                if not actors and todo and actors_pay():
+                    worker = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_RayWorker)
+                    actors = [worker.remote(setup, 2 if gpus else 1) for _ in range(min(count, len(todo)))]
+                    starting = {actor.ready.remote(): actor for actor in actors}
                 if starting:
                     up, _ = ray.wait(list(starting), num_returns=len(starting), timeout=0)
                     for ref in up:
@@ -278,16 +389,21 @@ class RayEngine:
                         submit(actor)
                         submit(actor)
                 if not running:
-                    if not starting:  # every actor died: what is left fails with the last reason
+                    if not starting and not driving:  # every actor died: what is left fails with the last reason
                         while todo:
                             yield from ((items[j], None, lost or "no Ray actor left") for j in todo.pop())
                         break
-                    ray.wait(list(starting), num_returns=1)  # nothing to do until an actor is up
+                    if starting:
+                        ray.wait(list(starting), num_returns=1, timeout=0.05)
+                    else:
+                        yield from drain(True)
                     continue
-                [ref], _ = ray.wait(list(running), num_returns=1)
-                actor, group = running.pop(ref)
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.05 if driving else None)
+                if not ready:
+                    continue
+                actor, group = running.pop(ready[0])
                 try:
-                    node, results = ray.get(ref)
+                    node, results = ray.get(ready[0])
                 except Exception as e:  # the actor died (out of memory, a lost node): its group fails
                     lost = error_reason(e).splitlines()[0]
                     yield from ((items[j], None, lost) for j in group)
@@ -295,28 +411,53 @@ class RayEngine:
                 yield from outcomes(node, group, results)
                 submit(actor)
             if self.nodes:
-                log.info("ray: %d items ran on %d node(s): %s", sum(self.nodes.values()), len(self.nodes),
-                         ", ".join(f"{n} on {node[:12]}" for node, n in sorted(self.nodes.items())))
+                remote_nodes = {node: n for node, n in self.nodes.items() if node != here}
+                log.info("ray: %d items ran on %d node(s): %s", sum(self.nodes.values()), len(remote_nodes),
+                         ", ".join([*(f"{n} on {node[:12]}" for node, n in sorted(remote_nodes.items())),
+                                    *([f"{self.nodes[here]} in the driver"] if here in self.nodes else [])]))
         finally:
-            for actor in actors:  # its process and encoder go now, not when the driver exits
-                ray.kill(actor)
+            stop.set()  # the driver's thread takes no further group
+            thread.join()
+            if actors:
+                import ray
+
+                for actor in actors:  # its process and model go now, not when the driver exits
+                    ray.kill(actor)
 
     def map(self, work: Callable, items: Iterable, setup: Callable | None = None) -> Iterator[Outcome]:
         items = list(items)
         if not items:
             return
-        ray = self._start()[0]
-        fn = ray.put(work)  # shipped once, not with every group
-        yield from self._run(items, setup, lambda actor, group: actor.map.remote(fn, group))
+        import ray
+
+        fn = _Shipped(work)
+        yield from self._run(items, setup, lambda actor, group: actor.map.remote(fn.ref(ray), group),
+                             lambda state, error, indices: _local_map(state, error, work, items, indices))
 
     def map_batched(self, produce: Callable, consume: Callable, finish: Callable, items: Iterable,
                     setup: Callable, batch_size: int) -> Iterator[Outcome]:
         items = list(items)
         if not items:
             return
-        ray = self._start()[0]
-        fns = [ray.put(f) for f in (produce, consume, finish)]  # shipped once, not with every group
-        yield from self._run(items, setup, lambda actor, group: actor.map_batched.remote(*fns, group, batch_size))
+        import ray
+
+        fns = [_Shipped(f) for f in (produce, consume, finish)]
+        yield from self._run(
+            items, setup, lambda actor, group: actor.map_batched.remote(*(f.ref(ray) for f in fns), group, batch_size),
+            lambda state, error, indices: _local_map_batched(state, error, self.workers, produce, consume, finish,
+                                                             items, indices, batch_size))
+
+
+class _Shipped:
+    """A function put in Ray's object store once (at its first use, once Ray runs), not with every group."""
+
+    def __init__(self, fn: Callable):
+        self.fn, self._ref = fn, None
+
+    def ref(self, ray):
+        if self._ref is None:
+            self._ref = ray.put(self.fn)
+        return self._ref
 
 
 ENGINES = {"local": LocalEngine, "ray": RayEngine}
@@ -327,5 +468,5 @@ def make_engine(name: str = "local", workers: int = 2, progress: bool = False):
     if name == "local":
         return LocalEngine(workers)
     if name == "ray":
-        return RayEngine(progress=progress)
+        return RayEngine(progress=progress, workers=workers)
     raise ProcvidError(f"unknown engine {name!r} (local or ray)")

@@ -37,7 +37,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from procvid.embedding import embed_videos, torch_threads  # noqa: E402
+from procvid.embedding import embed_videos  # noqa: E402
+from procvid.threads import encode_threads  # noqa: E402
 from procvid.encoders import load_encoder  # noqa: E402
 from procvid.engine import LocalEngine  # noqa: E402
 from procvid.paths import shared_data_dir  # noqa: E402
@@ -116,7 +117,7 @@ def bench_embed(args) -> None:
     encoder = load_encoder(args.encoder, device=args.device)
     sampling = Sampling(fps=args.fps)
     cpu = getattr(encoder, "device", torch.device("cpu")).type == "cpu"
-    threads = torch_threads(args.workers) if cpu else torch.get_num_threads()
+    threads = encode_threads(args.workers) if cpu else torch.get_num_threads()
     print(f"encoder {encoder.id} on {getattr(encoder, 'device', 'cpu')}, {len(videos)} videos, {args.fps} fps, "
           f"batch {args.batch_size}, {args.workers} decode workers, torch threads {threads} (of "
           f"{torch.get_num_threads()}), {args.repeats} repeats")

@@ -127,9 +127,12 @@ def regimes(encoder: str, fps: float, tolerance: float, minutes: float | None = 
 
 
 # Each training-free detector's scale setting, gridded on the tuning worlds (--select): the other
-# settings are relative to the video already (see the detectors' docstrings).
+# settings are relative to the video already (see the detectors' docstrings). kcpd's "trend" cost (a
+# straight line per segment) also grids the shortest segment, since idle gaps are 1-4 s.
 SELECT_GRID = {
-    "kcpd": [{"penalty": p, "merge": m} for p in (0.05, 0.1, 0.2, 0.3, 0.5, 1.0) for m in (0.0, 0.2)],
+    "kcpd": [{"penalty": p, "merge": m} for p in (0.05, 0.1, 0.2, 0.3, 0.5, 1.0) for m in (0.0, 0.2)]
+    + [{"cost": "trend", "penalty": p, "min_segment_s": s, "merge": 0.0}
+       for s in (2.0, 2.5, 3.0) for p in (0.3, 0.5, 0.7, 1.0)],
     "uvd": [{"min_shift": s} for s in (0.01, 0.02, 0.05, 0.1)],
     "novelty": [{"threshold": t, "min_novelty": f} for t in (0.0, 0.5, 1.0) for f in (0.005, 0.02, 0.05)],
 }

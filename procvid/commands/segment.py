@@ -88,7 +88,8 @@ def run(args) -> int:
         overwrite=args.overwrite, device=args.device, progress=not args.no_progress, engine=engine,
         layout=args.layout)
     if args.timeline:
-        draw_timelines(load_segmented(Path(args.out), truth=truth), progress=not args.no_progress)
+        draw_timelines(load_segmented(Path(args.out), truth=truth), progress=not args.no_progress,
+                       workers=args.workers)
     print(summary.line())
     if summary.failed:
         print(f"failures with reasons: {args.out}/{FAILURES_FILE}")

@@ -4,26 +4,12 @@ before's generated image), written out as plan.json, PNGs, a contact sheet and a
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from procvid.generate import DEFAULT_GUIDANCE, DEFAULT_IMAGE_GUIDANCE, DEFAULT_STEPS
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """Run with n torch CPU threads (None: leave torch's setting)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+from procvid.threads import torch_threads
 
 
 def default_threads(kig) -> int | None:

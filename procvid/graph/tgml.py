@@ -23,16 +23,12 @@ from procvid.registry import GRAPH_METHODS
 def tgml_scores(sequences: list[list], nodes: list, epochs: int = 1000, lr: float = 0.1, beta: float = 0.005,
                 patience: int = 25, seed: int = 42) -> dict:
     """Edge (a, b) -> learned weight A[b, a] for every edge over the threshold at the last epoch."""
-    import torch
+    from procvid.threads import torch_threads
 
     if epochs < 1:
         raise ProcvidError(f"tgml needs at least one epoch, not {epochs}")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the matrices are tiny: threading only adds overhead (and run-to-run noise)
-    try:
+    with torch_threads(1):  # the matrices are tiny: threading only adds overhead (and run-to-run noise)
         return _fit(sequences, nodes, epochs, lr, beta, patience, seed)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _fit(sequences, nodes, epochs, lr, beta, patience, seed) -> dict:

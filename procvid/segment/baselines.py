@@ -73,7 +73,11 @@ def novelty_curve(X: np.ndarray, window: int) -> np.ndarray:
     return 1.0 - cos
 
 
-@DETECTORS.register("kcpd", "kernel change-point detection with a cosine kernel (exact DP for known K, else PELT)")
+KCPD_COSTS = ("mean", "trend")
+
+
+@DETECTORS.register("kcpd", "kernel change-point detection with a cosine kernel (exact DP for known K, else PELT); "
+                            "cost=trend: a straight line per segment")
 @dataclass
 class KernelCPDDetector(Detector):
     """Kernel change-point detection with a cosine kernel (``ruptures.KernelCPD``).
@@ -89,6 +93,15 @@ class KernelCPDDetector(Detector):
     change points), so longer inputs are first average-pooled into at most ``max_frames`` bins
     of f consecutive frames; boundaries are then on the f-frame grid (at most f-1 frames off).
     Score: cosine distance between the mean embeddings of the two segments at the boundary.
+
+    ``cost`` is what a segment is assumed to look like. ``"mean"`` (the above): frames scattered
+    around one point, so a step that changes the scene gradually is cut into pieces along its
+    ramp. ``"trend"``: frames around a straight line in time (per dimension; least squares), so an
+    idle stretch (flat) and a step in progress (a ramp) are one segment each and the change points
+    are where the trend bends (:func:`trend_change_points`: the video's ``components`` leading
+    principal components, exact DP for known K, PELT otherwise with penalty ``penalty * noise *
+    log(n)``, ``noise`` from second differences one minimum segment apart, which a linear trend
+    leaves at zero).
     """
 
     name: ClassVar[str] = "kcpd"
@@ -97,11 +110,17 @@ class KernelCPDDetector(Detector):
     min_segment_s: float = 3.0
     penalty: float = 1.0
     max_frames: int = 1000
+    cost: str = "mean"
+    components: int = 16  # cost "trend" only
 
     def __post_init__(self):
         super().__post_init__()
         if self.max_frames < 2:
             raise ProcvidError(f"kcpd: max_frames must be >= 2, got {self.max_frames}")
+        if self.cost not in KCPD_COSTS:
+            raise ProcvidError(f"kcpd: cost must be one of {', '.join(KCPD_COSTS)}, got {self.cost!r}")
+        if self.components < 1 or self.components != int(self.components):
+            raise ProcvidError(f"kcpd: components must be a whole number >= 1, got {self.components}")
 
     def find_boundaries(self, X, step, num_segments):
         import ruptures as rpt
@@ -112,6 +131,10 @@ class KernelCPDDetector(Detector):
         Z = _pool(X, factor)
         n = len(Z)
         min_size = max(1, min(round(seconds_to_frames(self.min_segment_s, step) / factor), n // k))
+        if self.cost == "trend":
+            b = trend_change_points(principal_scores(Z, int(self.components)), min_size, num_segments,
+                                    self.penalty) * factor
+            return b, segment_contrast(X, b)
         algo = rpt.KernelCPD(kernel="cosine", min_size=min_size).fit(Z)
         if num_segments is not None:
             bkps = algo.predict(n_bkps=k - 1) if k > 1 else [n]
@@ -124,6 +147,105 @@ class KernelCPDDetector(Detector):
         # ruptures returns segment ends with n last; boundaries are the inner ones.
         b = np.asarray(bkps[:-1], dtype=np.int64) * factor
         return b, segment_contrast(X, b)
+
+
+def principal_scores(Z: np.ndarray, k: int) -> np.ndarray:
+    """The video's centred frames on their ``k`` leading principal components (n x min(k, n), float64).
+
+    Least-squares costs are rotation invariant, so this keeps them exact in the directions the video
+    varies most and drops the many low-variance ones (and makes the cost O(k) per segment). The
+    eigenproblem is solved on the smaller of the two Gram matrices.
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    Z = Z - Z.mean(axis=0)
+    k = min(k, *Z.shape)
+    if len(Z) <= Z.shape[1]:
+        w, V = np.linalg.eigh(Z @ Z.T)  # ascending; Z = U S V^T, so U S = eigenvectors * sqrt(w)
+        return V[:, ::-1][:, :k] * np.sqrt(np.maximum(w[::-1][:k], 0.0))
+    w, V = np.linalg.eigh(Z.T @ Z)
+    return Z @ V[:, ::-1][:, :k]
+
+
+class _TrendCost:
+    """Residual sum of squares of a least-squares line (per dimension, against the frame index) through
+    the rows ``Y[a:b]``, for many starts ``a`` at once, from prefix sums."""
+
+    def __init__(self, Y: np.ndarray):
+        t = np.arange(len(Y), dtype=np.float64)
+
+        def prefix(v):
+            return np.concatenate([np.zeros((1, *v.shape[1:])), np.cumsum(v, axis=0)])
+
+        self.t, self.tt = prefix(t), prefix(t * t)
+        self.x, self.tx = prefix(Y), prefix(t[:, None] * Y)
+        self.xx = prefix(np.einsum("td,td->t", Y, Y))
+
+    def __call__(self, a: np.ndarray, b: int) -> np.ndarray:
+        n = (b - a).astype(np.float64)
+        st, sx = self.t[b] - self.t[a], self.x[b] - self.x[a]
+        t_spread = (self.tt[b] - self.tt[a]) - st**2 / n  # sum of (t - mean t)^2; 0 for one frame
+        cov = (self.tx[b] - self.tx[a]) - (st / n)[:, None] * sx  # sum of (t - mean t) * x
+        slope = np.einsum("ad,ad->a", cov, cov) / np.where(t_spread > 1e-9, t_spread, np.inf)
+        return np.maximum((self.xx[b] - self.xx[a]) - np.einsum("ad,ad->a", sx, sx) / n - slope, 0.0)
+
+
+def trend_change_points(Y: np.ndarray, min_size: int, num_segments: int | None, penalty: float) -> np.ndarray:
+    """Change points (starts of segments 2..K) of the piecewise-linear least-squares fit of ``Y``.
+
+    Known K (``num_segments``): the exact minimum-cost partition into K segments of at least
+    ``min_size`` rows (dynamic programme over the n x n cost table). Otherwise the exact penalised
+    optimum (PELT, Killick et al. 2012: a start is dropped once it cannot win any more, valid here
+    since splitting a segment never raises its least-squares cost) with penalty
+    ``penalty * noise * log(n)``.
+    """
+    n = len(Y)
+    cost = _TrendCost(Y)
+    if num_segments is not None:
+        k = num_segments
+        if k <= 1:
+            return np.zeros(0, dtype=np.int64)
+        table = np.full((n + 1, n + 1), np.inf)  # table[a, b]: cost of rows a..b-1
+        for b in range(min_size, n + 1):
+            a = np.arange(b - min_size + 1)
+            table[a, b] = cost(a, b)
+        best, back = np.full(n + 1, np.inf), []
+        best[0] = 0.0
+        for _ in range(k):
+            total = best[:, None] + table
+            back.append(np.argmin(total, axis=0))
+            best = total[back[-1], np.arange(n + 1)]
+        b, bounds = n, []
+        for j in range(k - 1, 0, -1):
+            b = int(back[j][b])
+            bounds.append(b)
+        return np.asarray(bounds[::-1], dtype=np.int64)
+    if n < 2 * min_size or n < 3:
+        return np.zeros(0, dtype=np.int64)
+    lag = max(1, min(min_size, (n - 1) // 2))
+    bend = Y[2 * lag :] - 2 * Y[lag:-lag] + Y[: -2 * lag]
+    # For independent noise of variance s^2 (summed over dimensions) a second difference has 6 s^2.
+    noise = max(float(np.median(np.einsum("td,td->t", bend, bend))) / 6.0, 1e-12)
+    pen = penalty * noise * math.log(n)
+    best = np.full(n + 1, np.inf)
+    best[0] = -pen
+    last = np.zeros(n + 1, dtype=np.int64)
+    alive = np.zeros(n + 1, dtype=bool)  # starts that may still begin the last segment
+    alive[0] = True
+    beaten = {}
+    for b in range(min_size, n + 1):
+        # A start beaten at b' loses to "via b'" only once [b', b) can be a segment, so it goes
+        # min_size rows later: the result stays the exact optimum under the minimum length.
+        alive[beaten.pop(b - min_size, [])] = False
+        ready = np.flatnonzero(alive[: b - min_size + 1])
+        c = best[ready] + cost(ready, b)
+        i = int(np.argmin(c))
+        best[b], last[b] = c[i] + pen, ready[i]
+        beaten[b] = ready[c > best[b]]
+        alive[b] = True
+    bounds, b = [], n
+    while (b := int(last[b])) > 0:
+        bounds.append(b)
+    return np.asarray(bounds[::-1], dtype=np.int64)
 
 
 def _pool(X: np.ndarray, factor: int) -> np.ndarray:

@@ -34,7 +34,6 @@ trained on features of the `video` encoder, and its config.json records that enc
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from procvid.errors import ProcvidError
 from procvid.paths import CHECKPOINTS_DIR
 from procvid.registry import DETECTORS
 from procvid.segment.base import Detector, seconds_to_frames
+from procvid.threads import torch_threads
 
 DEFAULT_CHECKPOINT = CHECKPOINTS_DIR / "procvid-sbd"
 
@@ -135,18 +135,6 @@ def predictor(checkpoint: str | Path | None = None) -> NextEmbeddingPredictor:
     return _load(str(folder.resolve()), stamp)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """The predictor's matrices are tiny: thread start-up costs more than it saves, and far more
-    when the cores are busy with other work (several times slower on 2 shared cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 @DETECTORS.register("sbd", "surprise of a learned next-embedding predictor (default; shipped predictor)")
 @dataclass
 class SBDDetector(Detector):
@@ -198,7 +186,7 @@ class SBDDetector(Detector):
             )
         gap = seconds_to_frames(self.min_segment_s, step)
         Xt = torch.from_numpy(X)
-        with _one_thread(), torch.inference_mode():
+        with torch_threads(1), torch.inference_mode():  # tiny matrices (procvid.threads)
             errors = model.errors(Xt).numpy().astype(np.float64)
         if num_segments is not None:
             candidates = errors.copy()
