@@ -78,9 +78,10 @@ _tables: OrderedDict = OrderedDict()  # (shard file, mtime) -> {key: row}: the l
 _tables_lock = threading.Lock()
 
 
-def read_shard(path: str | os.PathLike) -> dict[str, dict]:
+def read_shard(path: str | os.PathLike, cached: bool = True) -> dict[str, dict]:
     """Every row of one shard file as {key: {"stamp", "doc" (dict), "embeddings" (bytes or None)}}.
-    The last few shards read are kept: the stages read them in shard order."""
+    The last few shards read are kept (the stages read them in shard order); `cached=False` reads the
+    file afresh (what a rewrite keeps must be what is on disk, whatever a reader did to its copy)."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -89,7 +90,7 @@ def read_shard(path: str | os.PathLike) -> dict[str, dict]:
     except OSError:
         return {}
     with _tables_lock:
-        if ident in _tables:
+        if cached and ident in _tables:
             _tables.move_to_end(ident)
             return _tables[ident]
     try:
@@ -202,7 +203,7 @@ class ShardStore:
         new = self._new.pop(shard, {})
         if not new:
             return
-        rows = {**read_shard(self.path(shard)), **new}
+        rows = {**read_shard(self.path(shard), cached=False), **new}
         keys = sorted(rows)
         table = pa.table({
             "key": pa.array(keys, pa.string()),
