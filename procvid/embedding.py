@@ -41,6 +41,8 @@ def plan_jobs(videos, out_dir: Path, encoder_id: str, sampling: Sampling, frame_
     """Keep this shard's videos, drop those whose cache entry is already current. store: the
     procvid.shards.ShardStore of the shard layout (None: per-video files); jobs then go shard by shard."""
     videos = [(p, rel) for p, rel in videos if in_shard(str(rel), shard)]
+    if store is not None:  # shard by shard: each features shard is read once for the checks below
+        videos = store.ordered(videos, lambda v: features.entry_key(v[1]))
     seen: dict[str, Path] = {}
     for p, rel in videos:
         if str(rel) in seen:

@@ -155,6 +155,8 @@ class LocalEngine:
             result = consume(state, [rows for _, rows in buffer])
             owners = []
             for (j, rows), out in zip(buffer, result):
+                if j in dead:  # failed meanwhile: nothing of it is kept
+                    continue
                 outputs[j].append(out)
                 pending[j] -= len(rows)
                 owners.append(j)
@@ -312,6 +314,7 @@ class RayEngine:
         driven: list[float] = []  # when the driver finished each item
         finished: queue.Queue = queue.Queue()  # (group, results) from the driver's thread, None at its end
         stop = threading.Event()
+        crashed: list[BaseException] = []  # what stopped the driver's thread, raised in the caller
 
         def take():
             with lock:
@@ -322,6 +325,8 @@ class RayEngine:
                 if not driver_on:
                     return
                 state, error = _setup_once(setup, [None])
+                if error:  # the actors build their own state (or report the error themselves)
+                    return
 
                 def indices():  # one stream over the groups it takes: decoding runs on across groups
                     while (group := take()) is not None:
@@ -330,6 +335,8 @@ class RayEngine:
                 for j, value, e in local(state, error, indices()):
                     finished.put((j, value, e))
                     driven.append(time.monotonic())
+            except BaseException as e:  # raised in this process as the local engine would raise it
+                crashed.append(e)
             finally:
                 finished.put(None)
 
@@ -355,6 +362,8 @@ class RayEngine:
                     return
                 if got is None:
                     driving = False
+                    if crashed:
+                        raise crashed[0]
                 else:
                     j, value, e = got
                     yield from outcomes(here, [j], [(value, e)])
@@ -362,7 +371,7 @@ class RayEngine:
 
         def actors_pay() -> bool:
             """Whether the driver alone would need longer than actors_after for the groups left."""
-            if not driver_on:
+            if not driver_on or not driving:  # no driver, or it stopped (its setup failed): actors do the rest
                 return True
             if len(driven) < RATE_ITEMS:
                 return False  # no rate yet: the first items carry the start-up (model, decoders filling)

@@ -17,7 +17,7 @@ from pathlib import Path
 from procvid.batch import FailureLog, Progress, RunSummary
 from procvid.errors import ProcvidError
 from procvid.ground import DROP_PERCENTILE, STEP_COST, ground_video
-from procvid.outputs import digest, file_digest, stamp
+from procvid.outputs import digest, stamp
 from procvid.shards import StageDocs
 from procvid import features
 from procvid.features import feature_sidecars
@@ -219,7 +219,7 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
             try:
                 chosen = orders[task.id]
                 graph = graphs.get(task.id) if chosen == "graph" else None
-                source = digest(item.video.doc) if item.video is not None else file_digest(item.source)
+                source = digest(item.video.doc) if item.video is not None else features.entry_digest(item.source)
                 settings = {"encoder": encoder if isinstance(encoder, str) or encoder is None else encoder.id,
                             "order": chosen, "drop_percentile": drop_percentile, "step_cost": step_cost}
                 if repeat_margin is not None:  # absent by default: earlier outputs stay current

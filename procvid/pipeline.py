@@ -182,7 +182,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     log.info("segments: %s", segmented.line())
     # the later stages' per-video documents: as many shards as the features have, so that going through
     # the videos shard by shard reads each features shard once
-    shards = ShardStore(out / "features", "features").count if layout == "shards" else None
+    shards = ShardStore(out / "segments", "segments").count if layout == "shards" else None
     skipped = []
 
     task_by_video = {v.video_id: v.task_id for v in dataset.videos} if dataset else {}

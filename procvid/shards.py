@@ -28,6 +28,7 @@ import io
 import json
 import math
 import os
+import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -70,10 +71,11 @@ def split_ref(ref: str | os.PathLike) -> tuple[Path, str] | None:
     text = str(ref)
     if "#" not in text or Path(text).exists():
         return None
-    path, key = text.rsplit("#", 1)
-    return (Path(path), key) if path.endswith(".parquet") else None
+    found = _REF.match(text)  # split after the shard file's name: a key may hold '#' too
+    return (Path(found[1]), found[2]) if found else None
 
 
+_REF = re.compile(r"(.*?-[0-9]{5,}\.parquet)#(.*)\Z", re.S)
 _tables: OrderedDict = OrderedDict()  # (shard file, mtime) -> {key: row}: the last shards read
 _tables_lock = threading.Lock()
 
@@ -144,7 +146,7 @@ class ShardStore:
     shard by shard also reads their features shard by shard)."""
 
     def __init__(self, folder: str | os.PathLike, name: str, expected: int = 1, count: int | None = None):
-        self.folder, self.name = Path(folder), name
+        self.folder, self.name = Path(folder).resolve(), name  # references stay valid from any directory
         self._meta = self.folder / f"{name}-shards.json"
         try:
             self.count, self._fresh = int(json.loads(self._meta.read_text())["shards"]), False

@@ -3,6 +3,7 @@ written shard by shard, resumable, read by every later stage, and the same resul
 layout."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +198,24 @@ def test_shards_are_read_by_the_stage_commands_and_a_rerun_rewrites_nothing(both
     assert main(["ground", str(out / "segments"), "--steps", str(world), "--out", str(tmp_path / "steps"),
                  "--no-progress"]) == 0
     assert len(list((tmp_path / "steps").glob("*.steps.json"))) == 6
+
+
+def test_keys_with_hash_signs_and_sub_folders(tmp_path, monkeypatch):
+    """A video named 'Recipe #3' (or in a sub-folder) is found again through its row reference, from any
+    working directory, and its own files (timeline) go where the files layout would put them."""
+    from procvid.segment.files import SegmentedVideo, stem_of
+    from procvid.shards import split_ref
+
+    monkeypatch.chdir(tmp_path)
+    store = ShardStore("segments", "segments")  # a relative folder: references are absolute anyway
+    for key in ("Recipe #3", "sub#1/vid #2"):
+        store.plan([key])
+        store.put(key, "s", {"n": key})
+    store.close()
+    for key in ("Recipe #3", "sub#1/vid #2"):
+        ref = store.ref(key)
+        assert split_ref(ref) == (tmp_path / "segments" / "segments-00000.parquet", key)
+        assert read_row(ref)["doc"] == {"n": key}
+        assert stem_of(Path(ref)) == Path(key).name
+    video = SegmentedVideo("vid #2", Path(store.ref("sub#1/vid #2")), {})
+    assert video.timeline == tmp_path / "segments" / "sub#1" / "vid #2.timeline.png"

@@ -33,6 +33,7 @@ from procvid.batch import FailureLog, Progress, RunSummary
 from procvid.discover.base import Discovery, VideoUnits, get_discoverer
 from procvid.errors import ProcvidError
 from procvid.outputs import Manifest, atomic_write, digest, prepare_output_dir, stamp
+from procvid.shards import split_ref
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,8 @@ def discover_batch(inputs: list[DiscoverInput], out_dir: str | Path, method: str
         json_path, proto_path = out_dir / f"{stem}{DISCOVERY_SUFFIX}", out_dir / f"{stem}{PROTOTYPES_SUFFIX}"
         texts = tasks[task].texts() if tasks and task in tasks else None
         key = stamp("discover", [task, sorted((i.stem, digest(l[2]) if i.video is not None
-                                               else file_digest(i.segments)) for i, l in entries)],
+                                               or split_ref(i.segments) else file_digest(i.segments))
+                                              for i, l in entries)],
                     {"method": method, "params": params, "num_steps": num_steps, "texts": texts,
                      "encoder": getattr(text_encoder, "id", text_encoder) if texts else None,
                      "keyframes": keyframes})

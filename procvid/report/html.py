@@ -135,7 +135,7 @@ def _video_section(video, report_dir: Path, grounded: dict | None, mistakes: dic
     doc = video.doc
     timeline = video.timeline
     thumbs = "".join(
-        f"<img src='{_rel(video.segments.parent / s['thumbnail'], report_dir)}' "
+        f"<img src='{_rel(video.folder / s['thumbnail'], report_dir)}' "
         f"title='{s['start']:.1f}-{s['end']:.1f} s'>"
         for s in doc["segments"] if s.get("thumbnail"))
     parts = [f"<section class='card video'><h3>{html.escape(video.stem)}"

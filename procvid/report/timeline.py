@@ -182,13 +182,13 @@ def draw_timelines(videos: list, grounding: dict | None = None, progress: bool =
     todo = []
     for v in videos:
         doc, flagged = grounding.get(v.stem), marks.get(v.stem)
-        manifest = manifests.setdefault(v.segments.parent, Manifest(v.segments.parent))
+        manifest = manifests.setdefault(v.folder, Manifest(v.folder))
         key = stamp("timeline", [digest(v.doc), digest(doc), v.truth, v.task]
                     + ([digest(flagged)] if flagged else []), {})
         if manifest.is_current(v.timeline, key):
             continue
         records = v.doc["segments"]
-        thumbs = [v.segments.parent / r["thumbnail"] for r in records] if all("thumbnail" in r for r in records) \
+        thumbs = [v.folder / r["thumbnail"] for r in records] if all("thumbnail" in r for r in records) \
             else None
         todo.append((manifest, key, {
             "path": v.timeline, "features": v.doc["features"], "segments": records, "gt": v.truth,

@@ -203,6 +203,9 @@ def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, d
                           layout)
     header = _header(detector, num_segments)
     manifest = Manifest(out_dir)
+    # features in shards: go through them shard by shard (each read once for the stamps below)
+    items.sort(key=lambda it: (str(split_ref(it.features)[0]), split_ref(it.features)[1])
+               if split_ref(it.features) else ("", str(it.rel)))
     store = None
     if layout == "shards":  # as many shards as the features have: then their shards are read in order too
         first = next((split_ref(it.features) for it in items if split_ref(it.features)), None)

@@ -183,8 +183,15 @@ class SegmentedVideo:
         return [(r["start_frame"], r["end_frame"]) for r in self.doc["segments"]]
 
     @property
+    def folder(self) -> Path:
+        """Where its own files go (timeline, key frames): beside its segments file, or for a shard row
+        the segments folder mirrored like the files layout (its key may name sub-folders)."""
+        split = split_ref(self.segments)
+        return (split[0].parent / split[1]).parent if split else self.segments.parent
+
+    @property
     def timeline(self) -> Path:
-        return self.segments.with_name(self.stem + TIMELINE_SUFFIX)
+        return self.folder / (self.stem + TIMELINE_SUFFIX)
 
 
 def load_segmented(folder: Path, task_of=None, truth: dict | None = None,

@@ -143,7 +143,8 @@ class ForecastDataModule(L.LightningDataModule):
         self.vocab = ScriptVocab.from_dataset(dataset)
         videos = load_videos(dataset, self.features_dir, self.vocab)
         first = dataset.videos[0].video_id
-        self.encoder_id = (read_sidecar(find_entry(self.features_dir, first)) or {}).get("encoder")
+        entry = find_entry(self.features_dir, first)
+        self.encoder_id = ((read_sidecar(entry) if entry is not None else None) or {}).get("encoder")
         is_val = validation_mask(len(videos), hp.val_fraction, hp.seed)
         train = [v for v, val in zip(videos, is_val) if not val]
         val = [v for v, val in zip(videos, is_val) if val] or train
