@@ -31,7 +31,6 @@ key frames only when asked for.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import os
@@ -170,9 +169,10 @@ class SegmentedVideo:
     task: str | None = None
     truth: list | None = None  # (start, end, step) ground truth, if annotated
 
-    @functools.cached_property
+    @property
     def features(self) -> tuple:
-        """(X, t, meta) of its features, read once for grounding and the timeline."""
+        """(X, t, meta) of its features, read when asked (each stage asks once) and not kept: a run
+        over many videos holds their documents, not their features."""
         from procvid.features import load_features
 
         return load_features(self.doc["features"])
