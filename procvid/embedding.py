@@ -65,8 +65,6 @@ def plan_jobs(videos, out_dir: Path, encoder_id: str, sampling: Sampling, frame_
             summary.skipped += 1
             continue
         jobs.append(EmbedJob(p, rel, key))
-    if store is not None:
-        jobs = store.ordered(jobs, lambda j: features.entry_key(j.rel))
     return jobs
 
 
@@ -261,7 +259,7 @@ def embed_videos(
     jobs = plan_jobs(videos, out_dir, encoder.id, sampling, encoder.image_size, shard, overwrite, summary,
                      failures, store)
     if store is not None:
-        store.plan(features.entry_key(j.rel) for j in jobs)
+        jobs = store.plan(jobs, lambda j: features.entry_key(j.rel))
     for job in jobs:
         job.key["encoder_spec"] = encoder.spec  # not part of the cache key: what rebuilds the encoder
     # this process encodes with either engine (the Ray engine's driver works too, beside its actors);

@@ -206,8 +206,7 @@ def ground_batch(inputs: list[GroundInput], out_dir: str | Path, tasks: dict, gr
     documents in that many Parquet shards instead (procvid.shards, store "steps")."""
     out_dir = Path(out_dir)
     docs = StageDocs(out_dir, "steps", STEPS_SUFFIX, shards)
-    inputs = docs.ordered(inputs, lambda item: item.stem)
-    docs.plan(item.stem for item in inputs)
+    inputs = docs.plan(inputs, lambda item: item.stem)
     summary = RunSummary(total=len(inputs))
     failures = FailureLog(out_dir)
     texts = {}  # encoder spec -> _Texts

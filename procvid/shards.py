@@ -177,10 +177,13 @@ class ShardStore:
         row = self._new.get(shard, {}).get(key) or read_shard(self.path(shard)).get(key)
         return row if row is not None and (stamp is None or row["stamp"] == stamp) else None
 
-    def plan(self, keys) -> None:
-        """The keys this run will `put` or `skip`: a shard is written when its last one is done."""
-        for key in keys:
-            self._pending.setdefault(self.shard_of(key), set()).add(key)
+    def plan(self, items, key=str) -> list:
+        """The items (with their `key`) this run will `put` or `skip`, in the order to do them (`ordered`):
+        a shard is written when its last one is done."""
+        items = self.ordered(items, key)
+        for item in items:
+            self._pending.setdefault(self.shard_of(key(item)), set()).add(key(item))
+        return items
 
     def put(self, key: str, stamp: str, doc: dict, embeddings: bytes | None = None) -> None:
         shard = self.shard_of(key)
@@ -276,12 +279,9 @@ class StageDocs:
         """The file that holds the document of `stem` (its own file, or its shard)."""
         return self.store.path(self.store.shard_of(stem)) if self.store else self.folder / f"{stem}{self.suffix}"
 
-    def ordered(self, items, key=str) -> list:
-        return self.store.ordered(items, key) if self.store else list(items)
-
-    def plan(self, stems) -> None:
-        if self.store:
-            self.store.plan(stems)
+    def plan(self, items, key=str) -> list:
+        """The items (with their stem, `key`) to go through, in the order to do them (ShardStore.plan)."""
+        return self.store.plan(items, key) if self.store else list(items)
 
     def current(self, stem: str, stamp: str) -> dict | None:
         """The stored document of `stem` if it was made with `stamp`, else None."""

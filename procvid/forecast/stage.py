@@ -119,8 +119,7 @@ def forecast_batch(inputs: list[ForecastInput], out_dir, tasks: dict | None = No
     model = load_forecaster(forecaster)
     out_dir = prepare_output_dir(out_dir)
     docs = StageDocs(out_dir, "forecast", SUFFIX, shards)
-    inputs = docs.ordered(inputs, lambda item: item.stem)
-    docs.plan(item.stem for item in inputs)
+    inputs = docs.plan(inputs, lambda item: item.stem)
     summary = RunSummary(total=len(inputs))
     failures = FailureLog(out_dir)
     model_key = digest(model.info) if model is not None else None

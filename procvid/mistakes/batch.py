@@ -92,8 +92,7 @@ def write_docs(out_dir: Path, docs: dict, extra: dict, shards: int | None = None
     if len(set(stems.values())) != len(stems):
         raise ProcvidError("two sequences share a file name once made file-name-safe")
     store = StageDocs(out_dir, "mistakes", SUFFIX, shards)
-    names = store.ordered(docs, lambda name: stems[name])
-    store.plan(stems[name] for name in names)
+    names = store.plan(list(docs), lambda name: stems[name])
     for name in names:
         key = stamp("mistakes", [json.dumps(docs[name], indent=1, default=str) + "\n"], {})
         if store.current(stems[name], key) is None:

@@ -225,8 +225,7 @@ def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, d
         else:
             todo.append(SegmentJob(it, paths, key, thumbs))
     if store is not None:
-        todo = store.ordered(todo, lambda job: features.entry_key(job.item.rel))
-        store.plan(features.entry_key(job.item.rel) for job in todo)
+        todo = store.plan(todo, lambda job: features.entry_key(job.item.rel))
     with Progress(summary, "segment", progress) as bar:
         try:
             _collect(engine.map(_SegmentOne(num_segments, kept, store is not None), todo, _Same(detector)),

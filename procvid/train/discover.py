@@ -16,7 +16,7 @@ from procvid.discover.steps import TemporalEmbedder
 from procvid.errors import ProcvidError
 from procvid.registry import MODELS
 from procvid.train.sbd import EmbeddingChunksDataModule
-from procvid.train.schedule import warmup_cosine
+from procvid.train.schedule import first_setup, warmup_cosine
 from procvid.train.world import validation_mask
 
 
@@ -160,10 +160,8 @@ class DiscoverModule(L.LightningModule):
         self.net = None
 
     def setup(self, stage=None):
-        if self.net is not None:
+        if not first_setup(self):
             return
-        if self.hparams.num_threads:
-            torch.set_num_threads(self.hparams.num_threads)
         hp = self.hparams
         self.net = TemporalEmbedder(self.trainer.datamodule.dim, hp.dim, hp.hidden, hp.layers, hp.kernel, hp.dropout)
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from procvid.forecast.latent import (MAX_TOKENS, WINDOW, build_network, collate_contexts, context_tokens,
                                      next_segment, save_forecaster, step_embedding)
 from procvid.registry import MODELS
-from procvid.train.schedule import warmup_cosine
+from procvid.train.schedule import first_setup, warmup_cosine
 from procvid.train.world import validation_mask
 
 
@@ -196,10 +196,8 @@ class ForecastModule(L.LightningModule):
         self.net = None
 
     def setup(self, stage=None):
-        if self.net is not None:
+        if not first_setup(self):
             return
-        if self.hparams.num_threads:
-            torch.set_num_threads(self.hparams.num_threads)
         dm = self.trainer.datamodule
         hp = self.hparams
         self.architecture = {"dim_in": dm.dim_in, "dim": hp.dim, "layers": hp.layers, "heads": hp.heads,

@@ -18,7 +18,7 @@ from procvid.errors import ProcvidError
 from procvid.forecast.plan import OBS_SECONDS, build_network, merged_steps, observation, save_planner, step_windows
 from procvid.registry import MODELS
 from procvid.train.sbd import EmbeddingChunksDataModule
-from procvid.train.schedule import warmup_cosine
+from procvid.train.schedule import first_setup, warmup_cosine
 from procvid.train.world import validation_mask
 
 log = logging.getLogger(__name__)
@@ -154,10 +154,8 @@ class PlannerModule(L.LightningModule):
         self.net = None
 
     def setup(self, stage=None):
-        if self.net is not None:
+        if not first_setup(self):
             return
-        if self.hparams.num_threads:
-            torch.set_num_threads(self.hparams.num_threads)
         dm = self.trainer.datamodule
         hp = self.hparams
         self.config = {"input_dim": dm.dim, "num_steps": len(dm.vocab.step_token), "num_tasks": len(dm.vocab.tasks),

@@ -1,4 +1,5 @@
-"""The learning-rate schedule every procvid training run uses: linear warm-up, then cosine decay."""
+"""What every procvid training run shares: the learning-rate schedule (linear warm-up, then cosine decay)
+and the guard of a LightningModule's first setup."""
 
 from __future__ import annotations
 
@@ -20,3 +21,13 @@ def warmup_cosine(opt: torch.optim.Optimizer, total_steps: int, warmup_steps: in
 
     return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, schedule),
                                                "interval": "step"}}
+
+
+def first_setup(module) -> bool:
+    """Whether a LightningModule's setup() still has its network (`module.net`) to build: Lightning calls
+    setup once per stage. The first time, torch gets the run's CPU threads (`hparams.num_threads`)."""
+    if module.net is not None:
+        return False
+    if module.hparams.num_threads:
+        torch.set_num_threads(module.hparams.num_threads)
+    return True

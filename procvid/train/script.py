@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from procvid.graph.script_model import (ScriptVocab, build_network, masked_logits, save_script_model,
                                         split_sequences)
 from procvid.registry import MODELS
-from procvid.train.schedule import warmup_cosine
+from procvid.train.schedule import first_setup, warmup_cosine
 from procvid.train.world import validation_mask
 
 # dataset name -> (training split, test split); the test split is never read in training
@@ -82,10 +82,8 @@ class ScriptModule(L.LightningModule):
         self.net = None
 
     def setup(self, stage=None):
-        if self.net is not None:
+        if not first_setup(self):
             return
-        if self.hparams.num_threads:
-            torch.set_num_threads(self.hparams.num_threads)
         dm = self.trainer.datamodule
         hp = self.hparams
         self.vocab = dm.vocab
