@@ -27,10 +27,12 @@ engines write identical outputs.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -266,6 +268,18 @@ class _RayWorker:
 # started at once on a running cluster).
 ACTORS_AFTER = 10.0
 RATE_ITEMS = 5  # the driver's rate is judged after this many of its items
+# Without RAY_ADDRESS (or a Ray this process started already) actors also wait for a fresh local instance:
+# `ray.init` took 7-13 s on the 2-core machine, its processes competing with the driver meanwhile, so
+# Ray is started at all only when the driver alone would need longer than both.
+FRESH_RAY_START = 7.0
+
+
+def _ray_start_cost() -> float:
+    """Seconds starting Ray would add before any actor could: 0 when it runs or a cluster is given."""
+    ray = sys.modules.get("ray")
+    if (ray is not None and ray.is_initialized()) or os.environ.get("RAY_ADDRESS"):
+        return 0.0
+    return FRESH_RAY_START
 
 
 class RayEngine:
@@ -311,7 +325,7 @@ class RayEngine:
         todo = self._groups(len(items), self.actors or max(1, (os.cpu_count() or 1)))[::-1]
         lock = threading.Lock()
         driver_on = os.environ.get("PROCVID_RAY_DRIVER", "1") != "0"  # 0: all work to the actors (a small head node)
-        driven: list[float] = []  # when the driver finished each item
+        driven: list[tuple[float, float]] = []  # (wall clock, this process's CPU time) at each driver item
         finished: queue.Queue = queue.Queue()  # (group, results) from the driver's thread, None at its end
         stop = threading.Event()
         crashed: list[BaseException] = []  # what stopped the driver's thread, raised in the caller
@@ -334,7 +348,7 @@ class RayEngine:
 
                 for j, value, e in local(state, error, indices()):
                     finished.put((j, value, e))
-                    driven.append(time.monotonic())
+                    driven.append((time.monotonic(), time.process_time()))
             except BaseException as e:  # raised in this process as the local engine would raise it
                 crashed.append(e)
             finally:
@@ -369,14 +383,28 @@ class RayEngine:
                     yield from outcomes(here, [j], [(value, e)])
                 block = False
 
+        idle_cores = None  # a fresh instance's actors: the cores of this machine the driver leaves idle
+
         def actors_pay() -> bool:
-            """Whether the driver alone would need longer than actors_after for the groups left."""
+            """Whether the driver alone would need longer than actors_after (and a fresh instance's start)
+            for the groups left, and a fresh instance, which runs on this machine, has cores to spare."""
+            nonlocal idle_cores
             if not driver_on or not driving:  # no driver, or it stopped (its setup failed): actors do the rest
                 return True
-            if len(driven) < RATE_ITEMS:
+            if len(driven) < RATE_ITEMS or idle_cores == 0:
                 return False  # no rate yet: the first items carry the start-up (model, decoders filling)
-            rate = (len(driven) - 1) / max(1e-6, driven[-1] - driven[0])  # items per second, once running
-            return sum(map(len, todo)) / rate > self.actors_after
+            (t0, cpu0), (t1, cpu1) = driven[0], driven[-1]
+            rate = (len(driven) - 1) / max(1e-6, t1 - t0)  # items per second, once running
+            fresh = _ray_start_cost()
+            if sum(map(len, todo)) / rate <= self.actors_after + fresh:
+                return False
+            if fresh:
+                idle_cores = int((os.cpu_count() or 1) - (cpu1 - cpu0) / max(1e-6, t1 - t0))
+                if not idle_cores:
+                    log.info("ray: the driver keeps this machine's cores busy; a local Ray instance would only "
+                             "take them from it (set RAY_ADDRESS for a cluster)")
+                    return False
+            return True
 
         def submit(actor):
             group = take()
@@ -384,10 +412,11 @@ class RayEngine:
                 running[remote(actor, [items[j] for j in group])] = (actor, group)
 
         try:
-            ray, count, gpus = self._start()  # the driver's thread works meanwhile
             while todo or running or driving:
                 yield from drain(False)
                 if not actors and todo and actors_pay():
+                    ray, count, gpus = self._start()  # only now: the driver's thread works meanwhile
+                    count = min(count, idle_cores or count)
                     worker = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_RayWorker)
                     actors = [worker.remote(setup, 2 if gpus else 1) for _ in range(min(count, len(todo)))]
                     starting = {actor.ready.remote(): actor for actor in actors}
@@ -437,10 +466,8 @@ class RayEngine:
         items = list(items)
         if not items:
             return
-        import ray
-
         fn = _Shipped(work)
-        yield from self._run(items, setup, lambda actor, group: actor.map.remote(fn.ref(ray), group),
+        yield from self._run(items, setup, lambda actor, group: actor.map.remote(fn.ref(), group),
                              lambda state, error, indices: _local_map(state, error, work, items, indices))
 
     def map_batched(self, produce: Callable, consume: Callable, finish: Callable, items: Iterable,
@@ -448,11 +475,9 @@ class RayEngine:
         items = list(items)
         if not items:
             return
-        import ray
-
         fns = [_Shipped(f) for f in (produce, consume, finish)]
         yield from self._run(
-            items, setup, lambda actor, group: actor.map_batched.remote(*(f.ref(ray) for f in fns), group, batch_size),
+            items, setup, lambda actor, group: actor.map_batched.remote(*(f.ref() for f in fns), group, batch_size),
             lambda state, error, indices: _local_map_batched(state, error, self.workers, produce, consume, finish,
                                                              items, indices, batch_size))
 
@@ -463,8 +488,10 @@ class _Shipped:
     def __init__(self, fn: Callable):
         self.fn, self._ref = fn, None
 
-    def ref(self, ray):
+    def ref(self):
         if self._ref is None:
+            import ray
+
             self._ref = ray.put(self.fn)
         return self._ref
 
@@ -477,5 +504,7 @@ def make_engine(name: str = "local", workers: int = 2, progress: bool = False):
     if name == "local":
         return LocalEngine(workers)
     if name == "ray":
+        if importlib.util.find_spec("ray") is None:
+            raise ProcvidError("--engine ray needs Ray: pip install -e '.[ray]'")
         return RayEngine(progress=progress, workers=workers)
     raise ProcvidError(f"unknown engine {name!r} (local or ray)")

@@ -232,3 +232,4 @@ def test_local_map_batched_batches_rows_of_several_items():
     assert all(error == "" for _, error in results.values())
     assert any(len(set(owners)) > 1 for owners in calls), calls
     assert sorted(owner for owners in calls for owner in owners) == [0, 0, 0, 1, 2, 2]  # each chunk once
+

@@ -131,6 +131,62 @@ def test_fast_flags_agree_with_check(settings):
         assert list(d.flags("tea", done, candidates)) == [d.check("tea", done, c).flag for c in candidates]
 
 
+def chain(**settings):
+    """1 -> 2 -> 3 -> 4, all required: step 3 has ancestors 1 and 2, descendant 4."""
+    graph = nx.DiGraph(task_id="chain", optional=[])
+    graph.add_edges_from([(START, 1), (1, 2), (2, 3), (3, 4), (4, END)])
+    cls = PreconditionDetector
+    return cls(cls.fit({}, {}, {"chain": graph}), **settings)
+
+
+def test_violations_count_the_broken_precedence_relations():
+    assert chain().check("chain", [1], 3).flag  # the published rule: its direct predecessor 2 is missing
+    two = chain(violations=2)
+    v = two.check("chain", [1], 3)  # one relation broken (2 before 3): not enough
+    assert (v.flag, v.score) == (False, 0.5)
+    v = two.check("chain", [], 3)  # both ancestors missing
+    assert (v.flag, v.reason, v.steps, v.score) == (True, MISSING, (1, 2), 1.0)
+    assert two.check("chain", [], 9).reason == UNKNOWN
+    late = chain(violations=2, successors=True)
+    assert not late.check("chain", [1, 3], 2).flag  # 3 done before 2: one relation
+    v = late.check("chain", [1, 3, 4], 2)  # 3 and 4 done before 2: two relations
+    assert (v.flag, v.reason, v.steps) == (True, LATE, (3, 4))
+    v = late.check("chain", [3], 2)  # 1 missing and 3 already done: one of each
+    assert (v.flag, v.reason, v.steps, v.score) == (True, MISSING, (1,), pytest.approx(2 / 3))
+    assert not chain(violations=2, repeats=True).check("chain", [1, 2], 3).flag
+    assert chain(violations=2, repeats=True).check("chain", [1, 2], 2).reason == REPEATED
+    # optional steps are not counted with optional=skip: pour (4) without tea (2) and sugar (3, optional)
+    assert precondition(violations=2).check("tea", [1], 4).steps == (2, 3)
+    assert not precondition(violations=2, optional="skip").check("tea", [1], 4).flag
+
+
+@pytest.mark.parametrize("settings", [{"violations": 2}, {"violations": 2, "successors": True},
+                                      {"violations": 3, "successors": True, "repeats": True},
+                                      {"violations": 2, "optional": "skip", "successors": True}])
+def test_fast_flags_agree_with_check_when_counting_violations(settings):
+    for d, task, candidates in ((precondition(**settings), "tea", [1, 2, 3, 4, 9]),
+                                (chain(**settings), "chain", [1, 2, 3, 4, 9])):
+        for done in ([], [1], [3], [1, 2], [1, 4], [1, 3, 4], [3, 4], [1, 2, 3, 4]):
+            assert list(d.flags(task, done, candidates)) == [d.check(task, done, c).flag for c in candidates]
+        ready = d.prepare("no such task", [1], candidates)  # same arrays for an unknown task, all flagged
+        assert set(ready) == set(d.prepare(task, [1], candidates)) and d.decide(ready).all()
+
+
+def test_state_model_weighs_the_exact_previous_step():
+    # after {1, 2} the next step is 3 when 2 came last and 4 when 1 came last
+    sequences = {"t": [[1, 2, 3, 4], [2, 1, 4, 3]]}
+    plain = StateModel(sequences, decay=4.0, last=0.0).predict("t", [[1, 2]])[0]
+    assert plain[3] == pytest.approx(plain[4])
+    weighted = StateModel(sequences, decay=4.0, last=4.0).predict("t", [[1, 2]])[0]
+    assert weighted[3] > 10 * weighted[4] and sum(weighted.values()) == pytest.approx(1.0)
+    cls = ProbabilityDetector
+    d = cls.build(sequences, {"t": [1, 2, 3, 4]}, model="state", decay=4.0, last=4.0, threshold=0.05)
+    assert d.describe()["last"] == 4.0
+    assert not d.check("t", [1, 2], 3).flag and d.check("t", [1, 2], 4).reason == UNLIKELY
+    assert not cls.build(sequences, {"t": [1, 2, 3, 4]}, decay=4.0, last=0.0, threshold=0.05).check(
+        "t", [1, 2], 4).flag
+
+
 def test_state_model_and_probability_detector():
     sequences = {"tea": [[1, 2, 3, 4], [1, 3, 2, 4]] * 3}
     model = StateModel(sequences)
@@ -182,9 +238,12 @@ def test_cross_validation_searches_only_free_settings_and_is_deterministic():
     a = cross_validate(PreconditionDetector, seqs, steps, fixed)
     b = cross_validate(PreconditionDetector, seqs, steps, fixed)
     assert a.settings == b.settings and a.table == b.table
-    assert set(a.searched) == {"optional", "successors", "repeats"} and len(a.table) == 8
+    assert set(a.searched) == {"optional", "successors", "repeats", "violations"} and len(a.table) == 8 * 5
     assert a.settings == max(a.table, key=lambda r: r["avg_f1"])["settings"]
-    assert len(grid(PreconditionDetector, {})) == 4 * 8  # tolerance only with precedence
+    assert len(grid(PreconditionDetector, {})) == 4 * 8 * 5  # tolerance only with precedence
+    probability = grid(ProbabilityDetector, {})  # decay and last only with the state model
+    assert len(probability) == (3 * 4 + 2) * 9 * 2
+    assert all(g["last"] == 1.0 and g["decay"] == 1.0 for g in probability if g["model"] != "state")
 
 
 def test_mistake_scores_and_the_published_swap():
@@ -197,6 +256,14 @@ def test_mistake_scores_and_the_published_swap():
     assert swapped["mistake"]["precision"] == 1.0 and swapped["mistake"]["recall"] == pytest.approx(2 / 3)
     weighted = mistake_scores([0, 1], [1, 1], weights=[3, 1])
     assert weighted["mistake"]["precision"] == 0.25
+    rng = np.random.default_rng(0)  # against the confusion table counted class by class
+    y, f, w = rng.random(200) < 0.3, rng.random(200) < 0.4, rng.random(200)
+    s = mistake_scores(y, f, w)
+    for name, cls in (("correct", False), ("mistake", True)):
+        tp, fp, fn = (w[(y == a) & (f == b)].sum() for a, b in ((cls, cls), (not cls, cls), (cls, not cls)))
+        assert s[name]["precision"] == pytest.approx(tp / (tp + fp))
+        assert s[name]["recall"] == pytest.approx(tp / (tp + fn))
+        assert s[name]["support"] == pytest.approx(w[y == cls].sum())
 
 
 # ----------------------------------------------------------------------------- on Assembly101-O
@@ -206,7 +273,7 @@ def test_mistake_scores_and_the_published_swap():
 def test_published_count_rule_and_all_flagged_rows(a101):
     from procvid.mistakes.batch import run_detection
 
-    rule = {"optional": "required", "successors": False, "repeats": False, "tolerance": 0.0}
+    rule = {"optional": "required", "successors": False, "repeats": False, "tolerance": 0.0, "violations": 1}
     run = run_detection(a101, "precondition", {"graph_method": "count", **rule}, protocol="split")
     assert run.selection["cv"] == []  # every setting given: nothing chosen
     assert 100 * run.scores["steps"]["avg_f1"] == pytest.approx(26.6, abs=0.05)  # published count-based: 26.0
@@ -219,7 +286,8 @@ def test_published_count_rule_and_all_flagged_rows(a101):
 def test_tgml_graph_with_the_published_rule_reproduces_do(a101):
     from procvid.mistakes.batch import run_detection
 
-    rule = {"graph_method": "tgml", "optional": "required", "successors": False, "repeats": False, "tolerance": 0.0}
+    rule = {"graph_method": "tgml", "optional": "required", "successors": False, "repeats": False, "tolerance": 0.0,
+            "violations": 1}
     s = run_detection(a101, "precondition", rule, protocol="split").scores["steps"]
     assert [round(100 * x, 1) for x in (s["avg_f1"], s["correct"]["f1"], s["mistake"]["f1"])] == [75.9, 90.2, 61.6]
 
@@ -227,7 +295,8 @@ def test_tgml_graph_with_the_published_rule_reproduces_do(a101):
 @needs_a101
 def test_mistakes_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "a101"
-    assert main(["mistakes", "--data", "assembly101", "--method", "precondition", "--out", str(out)]) == 0
+    args = ["mistakes", "--data", "assembly101", "--method", "precondition", "--set", "violations=1", "--out", str(out)]
+    assert main(args) == 0  # the first version's settings (violations searched too: tools/bench_mistake.py)
     printed = capsys.readouterr().out
     assert "settings chosen by 5-fold cross-validation on 135 training sequences" in printed
     assert "steps: Avg F1 76.0 | correct P 83.1 R 99.4 F1 90.5 | mistake P 96.5 R 45.1 F1 61.4" in printed
@@ -243,7 +312,7 @@ def test_mistakes_command_end_to_end(tmp_path, capsys):
     assert settings["selection"]["settings"]["optional"] == "skip" and len(settings["selection"]["cv"]) == 32
     assert json.loads((out / "scores.json").read_text())["steps"]["steps"] == 677
     before = file_stamps(out)
-    assert main(["mistakes", "--data", "assembly101", "--method", "precondition", "--out", str(out)]) == 0
+    assert main(args) == 0
     assert file_stamps(out) == before  # a rerun rewrites nothing
 
 

@@ -30,8 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
                    help="a detector setting (repeatable); settings not set are chosen by cross-validation on "
                         "the training videos (protocol split) or keep their defaults (loo). precondition: "
-                        "graph_method, tolerance, optional, successors, repeats; probability: model, decay, "
-                        "threshold, repeats")
+                        "graph_method, tolerance, optional, successors, violations, repeats; probability: model, "
+                        "decay, last, threshold, repeats")
     p.add_argument("--protocol", default="auto", choices=["auto", "split", "loo"],
                    help="learn from the train split's mistake-free videos (split), or score each video with "
                         "its task's other mistake-free videos (loo); auto: split when the dataset's train split "

@@ -90,6 +90,8 @@ class Detector:
         return {"flags": np.array([self.check(task_id, done, c).flag for c in candidates], dtype=bool)}
 
     def decide(self, prepared: dict) -> np.ndarray:
+        """Flags from `prepare`'s arrays, candidate by candidate (cross-validation joins the arrays of
+        many cases and decides them in one call)."""
         return prepared["flags"]
 
     def flags(self, task_id: str, done: Sequence, candidates: Sequence) -> np.ndarray:

@@ -13,7 +13,14 @@ Further settings (chosen by cross-validation, procvid.mistakes.select):
   successors=true  a step is also flagged (LATE) when steps that must come after it (its descendants)
                    are already done: the second half of a swapped pair (the first half is MISSING)
   repeats=true     a step done before is flagged (REPEATED, or COMPLETE once all required steps are done)
-Scores: the share of the step's preconditions missing (or of its successors done); 1 for unknown steps.
+  violations=k     (k > 1) stronger evidence: a step is flagged only when it breaks at least k precedence
+                   relations of the graph, counting all its ancestors not done yet (not only the direct
+                   predecessors; optional ones left out with optional=skip) plus, with successors=true,
+                   its descendants already done. An order seen in few training sequences may hold by
+                   chance and a correct recording breaks one such relation now and then; a step done far
+                   out of place breaks many. k = 1 is the rule above, exactly.
+Scores: the share of the step's preconditions missing (or of its successors done); 1 for unknown steps;
+with violations > 1, the share of its ancestors (and descendants) whose relation it breaks, flagged or not.
 """
 
 from __future__ import annotations
@@ -97,6 +104,8 @@ class PreconditionDetector(Detector):
                             choices=("required", "skip")),
         "successors": Setting(False, (False, True), "also flag a step whose successors are already done"),
         "repeats": Setting(False, (False, True), "flag steps done before"),
+        "violations": Setting(1, (1, 2, 3, 4, 6), "flag only steps breaking at least this many precedence relations "
+                              "(ancestors not done, descendants done with successors); 1: the published rule"),
     }
     GRAPH_SETTINGS = ("graph_method", "tolerance")
 
@@ -131,6 +140,8 @@ class PreconditionDetector(Detector):
         if step in done and self.settings["repeats"]:
             complete = bool(d[~tg.optional].all())
             return Verdict(True, 1.0, COMPLETE if complete else REPEATED)
+        if int(self.settings["violations"]) > 1:
+            return self._count_check(tg, i, d, step in done)
         pre = tg.nearest[i] if self.settings["optional"] == "skip" else tg.direct[i]
         missing = pre & ~d
         if missing.any():
@@ -141,11 +152,32 @@ class PreconditionDetector(Detector):
                 return Verdict(True, float(late.sum() / tg.later[i].sum()), LATE, self._names(tg, late))
         return Verdict(False, 0.0)
 
+    def _ancestors(self, tg: TaskGraph) -> np.ndarray:
+        """ancestors[x, y]: y comes before x in the graph (optional steps left out with optional=skip)."""
+        ancestors = tg.later.T
+        return ancestors & ~tg.optional if self.settings["optional"] == "skip" else ancestors
+
+    def _count_check(self, tg: TaskGraph, i: int, d: np.ndarray, repeat: bool) -> Verdict:
+        """violations > 1: flagged when the broken precedence relations reach the setting (module doc)."""
+        before = self._ancestors(tg)[i]
+        missing = before & ~d
+        after = tg.later[i] if self.settings["successors"] else np.zeros_like(d)
+        late = after & d if not repeat else np.zeros_like(d)
+        count, total = int(missing.sum() + late.sum()), int(before.sum() + after.sum())
+        score = count / total if total else 0.0
+        if count < int(self.settings["violations"]):
+            return Verdict(False, score)
+        if missing.any():
+            return Verdict(True, score, MISSING, self._names(tg, missing))
+        return Verdict(True, score, LATE, self._names(tg, late))
+
     def prepare(self, task_id: str, done: Sequence, candidates: Sequence) -> dict:
         tg = self._task(task_id)
         n = len(candidates)
-        if tg is None:
-            return {"unknown": np.ones(n, dtype=bool)}
+        if tg is None:  # an unknown task: every step unknown (the other arrays keep the keys alike)
+            return {"unknown": np.ones(n, dtype=bool),
+                    **{k: np.zeros(n, dtype=bool) for k in ("direct", "nearest", "later", "repeat")},
+                    **{k: np.zeros(n, dtype=int) for k in ("ancestors_missing", "required_missing", "late_count")}}
         index = tg.index.index
         known = np.fromiter((c in index for c in candidates), dtype=bool, count=n)
         rows = np.fromiter((index[c] for c in candidates if c in index), dtype=int)
@@ -156,12 +188,23 @@ class PreconditionDetector(Detector):
             values = np.zeros(n, dtype=bool)
             values[known] = d[rows] if matrix is None else (matrix[rows] & want).any(axis=1)
             out[name] = values
+        # counts of broken relations (violations > 1): all ancestors not done (required ones), descendants done
+        for name, matrix, want in (("ancestors_missing", tg.later.T, ~d),
+                                   ("required_missing", tg.later.T & ~tg.optional, ~d), ("late_count", tg.later, d)):
+            values = np.zeros(n, dtype=int)
+            values[known] = (matrix[rows] & want).sum(axis=1)
+            out[name] = values
         return out
 
     def decide(self, prepared: dict) -> np.ndarray:
         flags = prepared["unknown"].copy()
-        if "repeat" not in prepared:
-            return flags
+        k = int(self.settings["violations"])
+        if k > 1:
+            count = prepared["required_missing" if self.settings["optional"] == "skip" else "ancestors_missing"]
+            if self.settings["successors"]:
+                count = count + np.where(prepared["repeat"], 0, prepared["late_count"])
+            flags |= count >= k
+            return flags | prepared["repeat"] if self.settings["repeats"] else flags
         flags |= prepared["nearest"] if self.settings["optional"] == "skip" else prepared["direct"]
         if self.settings["repeats"]:
             flags |= prepared["repeat"]

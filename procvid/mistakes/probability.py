@@ -2,7 +2,10 @@
 given the steps done so far, is below a threshold.
 
 Next-step models (setting `model`; each follows procvid.graph.script_model's NextStepModel interface):
-  state   StateModel below: the next steps of the training states most like the current one
+  state   StateModel below: the next steps of the training states most like the current one (settings
+          decay: how fast a state's weight falls with each differing done step; last: how much more a
+          state counts when it ends with the same step as the current one, i.e. how often in training
+          a step follows the exact previous step)
   markov  P(next | last step), counted (procvid.graph.script_model.MarkovBaseline)
   walk    a walk on the graph script (procvid.graph.script_model.GraphWalk; given graphs or precedence)
 A step never seen in the task's training sequences is flagged as UNKNOWN, as by the precondition
@@ -107,20 +110,22 @@ class ProbabilityDetector(Detector):
                          choices=("state", "markov", "walk")),
         "decay": Setting(1.0, (0.5, 1.0, 2.0), "state model: weight lost per differing done step (e-fold)",
                          fit=True),
-        "threshold": Setting(0.01, (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+        "last": Setting(1.0, (1.0, 2.0, 4.0, 6.0), "state model: weight gained by a training state whose last "
+                        "step is the current last step (e-fold): how much the exact previous step counts", fit=True),
+        "threshold": Setting(0.01, (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
                              "flag a step whose probability is below this"),
         "repeats": Setting(False, (False, True), "flag steps done before"),
     }
 
     @classmethod
     def fit(cls, sequences: dict[str, list[list]], steps: dict[str, list], graphs: dict | None = None,
-            model: str = "state", decay: float = 1.0) -> FittedModel:
+            model: str = "state", decay: float = 1.0, last: float = 1.0) -> FittedModel:
         from procvid.graph.induce import induce_graph
         from procvid.graph.script_model import GraphWalk, MarkovBaseline
 
         sequences = {t: [list(s) for s in seqs if len(s)] for t, seqs in sequences.items()}
         sequences = {t: seqs for t, seqs in sequences.items() if seqs}
-        settings = {"model": model, **({"decay": decay} if model == "state" else {})}
+        settings = {"model": model, **({"decay": decay, "last": last} if model == "state" else {})}
         required = {t: [s for s in dict.fromkeys(x for seq in seqs for x in seq) if all(s in q for q in seqs)]
                     for t, seqs in sequences.items()}
         if model == "walk":
@@ -137,7 +142,7 @@ class ProbabilityDetector(Detector):
             if model == "markov":
                 next_model = MarkovBaseline(sequences, {t: sorted(k, key=str) for t, k in known.items()})
             else:
-                next_model = StateModel(sequences, decay=decay)
+                next_model = StateModel(sequences, decay=decay, last=last)
         return FittedModel(next_model, known, {t: _precedes(seqs) for t, seqs in sequences.items()}, required,
                            settings)
 
@@ -162,9 +167,9 @@ class ProbabilityDetector(Detector):
         if known is None:
             return {"unknown": np.ones(n, dtype=bool), "repeat": np.zeros(n, dtype=bool), "p": np.ones(n)}
         dist, done_set = fitted.distribution(task_id, done), set(done)
-        return {"unknown": np.fromiter((c not in known for c in candidates), dtype=bool, count=n),
-                "repeat": np.fromiter((c in done_set for c in candidates), dtype=bool, count=n),
-                "p": np.fromiter((dist.get(c, 0.0) for c in candidates), dtype=float, count=n)}
+        return {"unknown": np.array([c not in known for c in candidates], dtype=bool).reshape(n),
+                "repeat": np.array([c in done_set for c in candidates], dtype=bool).reshape(n),
+                "p": np.array([dist.get(c, 0.0) for c in candidates], dtype=float).reshape(n)}
 
     def decide(self, prepared: dict) -> np.ndarray:
         flags = prepared["unknown"] | (prepared["p"] < self.settings["threshold"])

@@ -86,12 +86,13 @@ def simulated_cases(task: str, sequence: list, vocabulary: list) -> list[Case]:
 
 def canonical(cls, settings: dict) -> dict:
     """Settings with those that do not apply to the others reset to their default (so equal detectors
-    are searched once): precondition's tolerance beyond precedence, probability's decay beyond state."""
+    are searched once): precondition's tolerance beyond precedence, probability's decay and last beyond state."""
     out = dict(settings)
     if "tolerance" in out and out.get("graph_method", "precedence") != "precedence":
         out["tolerance"] = cls.SETTINGS["tolerance"].default
-    if "decay" in out and out.get("model", "state") != "state":
-        out["decay"] = cls.SETTINGS["decay"].default
+    for name in ("decay", "last"):
+        if name in out and out.get("model", "state") != "state":
+            out[name] = cls.SETTINGS[name].default
     return out
 
 
@@ -107,6 +108,15 @@ def grid(cls, fixed: dict) -> list[dict]:
             seen.add(key)
             out.append(settings)
     return out
+
+
+def _joined(prepared: list[dict]):
+    """The cases' prepared arrays joined into one dict (decide works candidate by candidate, so one call
+    then flags them all); the list itself when the cases' keys differ."""
+    keys = set(prepared[0]) if prepared else set()
+    if not prepared or any(set(p) != keys for p in prepared):
+        return prepared
+    return {key: np.concatenate([p[key] for p in prepared]) for key in keys}
 
 
 def cross_validate(cls, sequences: list[tuple[str, list]], steps: dict[str, list], fixed: dict | None = None,
@@ -135,20 +145,25 @@ def cross_validate(cls, sequences: list[tuple[str, list]], steps: dict[str, list
             else:
                 train.setdefault(task, []).append(list(seq))
         cases = [case for case in cases if case.task in train]
-        prepared = {}  # fit settings -> (fitted, what each case's flags depend on)
+        if not cases:
+            continue
+        labels = np.concatenate([case.labels for case in cases])
+        weights = np.concatenate([case.weights for case in cases])
+        prepared = {}  # fit settings -> (fitted, what the flags of all the fold's candidates depend on)
         for c, settings in enumerate(candidates):
             fit_key = repr([settings[n] for n in fit_names])
             if fit_key not in prepared:
                 fitted = cls.fit(train, steps, graphs, **{n: settings[n] for n in fit_names})
                 base = cls(fitted)
-                prepared[fit_key] = fitted, [base.prepare(case.task, case.prefix, case.candidates) for case in cases]
-            fitted, per_case = prepared[fit_key]
+                prepared[fit_key] = fitted, _joined([base.prepare(case.task, case.prefix, case.candidates)
+                                                     for case in cases])
+            fitted, ready = prepared[fit_key]
             detector = cls(fitted, **{n: v for n, v in settings.items() if n not in fit_names})
-            labels, flags, weights = collected[c]
-            for case, ready in zip(cases, per_case):
-                labels.append(case.labels)
-                flags.append(detector.decide(ready))
-                weights.append(case.weights)
+            flags = detector.decide(ready) if isinstance(ready, dict) else \
+                np.concatenate([detector.decide(r) for r in ready])
+            collected[c][0].append(labels)
+            collected[c][1].append(flags)
+            collected[c][2].append(weights)
     table = []
     for settings, (labels, flags, weights) in zip(candidates, collected):
         s = mistake_scores(np.concatenate(labels), np.concatenate(flags), np.concatenate(weights))
