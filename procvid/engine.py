@@ -20,8 +20,9 @@ in a pool of Ray actors (one per CPU of the cluster, or one per GPU when it has 
 one ``setup()`` state and handed groups of items: an actor runs a LocalEngine over its group, so
 frames are decoded where they are encoded and never cross Ray's object store (passing decoded
 frames between tasks cost more than decoding them). Connect to a cluster with RAY_ADDRESS,
-otherwise a local Ray instance starts. ``consume`` must not depend on how rows are
-grouped into batches (procvid's encoders pad every forward pass to a fixed size for this), so both
+otherwise a local Ray instance starts; either only when actors pay for their start (the driver works
+meanwhile, and actors on its own machine get only the cores it leaves idle). ``consume`` must not
+depend on how rows are grouped into batches (procvid's encoders pad every forward pass to a fixed size for this), so both
 engines write identical outputs.
 """
 
@@ -274,6 +275,16 @@ RATE_ITEMS = 5  # the driver's rate is judged after this many of its items
 FRESH_RAY_START = 7.0
 
 
+NO_IDLE_CORES = ("ray: the driver keeps this machine's cores busy and the cluster has no other node: actors "
+                 "would only take cores from it, so the driver does the work")
+
+
+def _this_node_only(ray) -> bool:
+    """Whether every live node of the cluster is the driver's own machine."""
+    here = ray.get_runtime_context().get_node_id()
+    return all(node["NodeID"] == here for node in ray.nodes() if node.get("Alive"))
+
+
 def _ray_start_cost() -> float:
     """Seconds starting Ray would add before any actor could: 0 when it runs or a cluster is given."""
     ray = sys.modules.get("ray")
@@ -383,27 +394,25 @@ class RayEngine:
                     yield from outcomes(here, [j], [(value, e)])
                 block = False
 
-        idle_cores = None  # a fresh instance's actors: the cores of this machine the driver leaves idle
+        idle_cores = None  # this machine's cores the driver leaves idle, measured when actors would first pay
 
         def actors_pay() -> bool:
             """Whether the driver alone would need longer than actors_after (and a fresh instance's start)
-            for the groups left, and a fresh instance, which runs on this machine, has cores to spare."""
+            for the groups left; a fresh instance runs on this machine, so it must also find cores idle."""
             nonlocal idle_cores
             if not driver_on or not driving:  # no driver, or it stopped (its setup failed): actors do the rest
                 return True
-            if len(driven) < RATE_ITEMS or idle_cores == 0:
-                return False  # no rate yet: the first items carry the start-up (model, decoders filling)
+            if len(driven) < RATE_ITEMS or idle_cores is not None:
+                return False  # no rate yet (the first items carry the start-up), or decided already
             (t0, cpu0), (t1, cpu1) = driven[0], driven[-1]
             rate = (len(driven) - 1) / max(1e-6, t1 - t0)  # items per second, once running
             fresh = _ray_start_cost()
             if sum(map(len, todo)) / rate <= self.actors_after + fresh:
                 return False
-            if fresh:
-                idle_cores = int((os.cpu_count() or 1) - (cpu1 - cpu0) / max(1e-6, t1 - t0))
-                if not idle_cores:
-                    log.info("ray: the driver keeps this machine's cores busy; a local Ray instance would only "
-                             "take them from it (set RAY_ADDRESS for a cluster)")
-                    return False
+            idle_cores = max(0, int((os.cpu_count() or 1) - (cpu1 - cpu0) / max(1e-6, t1 - t0)))
+            if fresh and not idle_cores:
+                log.info(NO_IDLE_CORES)
+                return False
             return True
 
         def submit(actor):
@@ -416,7 +425,11 @@ class RayEngine:
                 yield from drain(False)
                 if not actors and todo and actors_pay():
                     ray, count, gpus = self._start()  # only now: the driver's thread works meanwhile
-                    count = min(count, idle_cores or count)
+                    if driving and idle_cores is not None and _this_node_only(ray):
+                        count = min(count, idle_cores)  # actors here would share the driver's cores
+                        if not count:
+                            log.info(NO_IDLE_CORES)
+                            continue
                     worker = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_RayWorker)
                     actors = [worker.remote(setup, 2 if gpus else 1) for _ in range(min(count, len(todo)))]
                     starting = {actor.ready.remote(): actor for actor in actors}

@@ -177,6 +177,30 @@ def test_ray_driver_works_while_the_actors_start_and_beside_them(ray_started):
     assert "driver" in engine.nodes and len(engine.nodes) >= 2
 
 
+@pytest.mark.slow
+def test_ray_actors_on_the_drivers_only_machine_get_only_its_idle_cores(ray_started, monkeypatch, caplog):
+    """A running cluster whose only node is this machine: with the driver keeping its one core busy, no
+    actor starts (it would only take the core from the driver)."""
+    import logging
+    import time
+
+    import procvid.engine as engine_module
+
+    monkeypatch.setattr(engine_module.os, "cpu_count", lambda: 1)
+
+    def busy(state, x):
+        end = time.process_time() + 0.02
+        while time.process_time() < end:
+            pass
+        return x
+
+    engine = RayEngine(actors_after=0.0)
+    with caplog.at_level(logging.INFO, logger="procvid.engine"):
+        results = by_item(engine.map(busy, range(30), None))
+    assert {x: v for x, (v, _) in results.items()} == {x: x for x in range(30)}
+    assert engine.nodes == {"driver": 30} and engine_module.NO_IDLE_CORES in caplog.text
+
+
 def test_map_with_a_failing_setup_fails_every_item_with_its_reason(engine):
     def setup():
         raise OSError("no model here")
