@@ -576,6 +576,12 @@ class VideoReader:
             return f"decord failed: {_short(e)}"
         if n == 0:
             return "decord found no frames"
+        # the checks that need no decoding first: they turn most AVIs away before a frame is decoded
+        if s.header_frames and abs(n - s.header_frames) > max(2, _COUNT_TOLERANCE * s.header_frames):
+            return f"decord counts {n} frames, container says {s.header_frames}"
+        starts = stamps[:, 0]
+        if not np.all(np.isfinite(stamps)) or starts[0] < -1e-3 or np.any(np.diff(starts) < 0):
+            return "decord timestamps are invalid"
         try:  # some output sizes (e.g. 48 x 48) come back with 4 channels: dmlc/decord#336
             shape = vr.get_batch([0]).shape
         except Exception as e:
@@ -586,11 +592,6 @@ class VideoReader:
         if tuple(shape) != (1, h, w, 3):
             _DECORD_BAD_SIZES[(w, h)] = f"decord decodes {tuple(shape)[1:]} frames at {w}x{h}"
             return _DECORD_BAD_SIZES[(w, h)]
-        if s.header_frames and abs(n - s.header_frames) > max(2, _COUNT_TOLERANCE * s.header_frames):
-            return f"decord counts {n} frames, container says {s.header_frames}"
-        starts = stamps[:, 0]
-        if not np.all(np.isfinite(stamps)) or starts[0] < -1e-3 or np.any(np.diff(starts) < 0):
-            return "decord timestamps are invalid"
         self._decord = vr
         self._decord_times = starts.astype(np.float64)
         self._decord_frame_ends = stamps[:, 1].astype(np.float64)

@@ -12,8 +12,8 @@ import pytest
 from helpers import DATA, TINY_EDGES, load_tool
 from procvid.cli import main
 from procvid.errors import ProcvidError
-from procvid.forecast.plan import (ProcedurePlanner, Windows, best_paths, build_network, observation, parse_source,
-                                   save_planner, viterbi)
+from procvid.forecast.plan import (ProcedurePlanner, Windows, best_paths, build_network, done_steps, observation,
+                                   parse_source, save_planner, set_evidence, viterbi)
 from procvid.graph.script_model import ScriptVocab
 
 PLANNER_CFG = "configs/train/planner.yaml"
@@ -49,18 +49,54 @@ def test_best_paths_and_viterbi_known_answers():
     assert path.tolist() == [0, 1]
 
 
-def _planner(tmp_path, counts):
+def _planner(tmp_path, counts, state=False, **settings):
     """A planner folder for the tiny graph: one-hot prototypes (step k of tea = axis k), given transitions."""
     import torch
 
     vocab = ScriptVocab({"tea": [1, 2, 3, 4]}, {"tea": {1: "boil", 2: "tea", 3: "sugar", 4: "pour"}})
-    config = {"input_dim": 4, "num_steps": 4, "num_tasks": 1, "max_horizon": 4, "dim": 8, "layers": 1, "heads": 2}
+    config = {"input_dim": 4, "num_steps": 4, "num_tasks": 1, "max_horizon": 4, "dim": 8, "layers": 1, "heads": 2,
+              "state": state}
     net = build_network(**config)
     net.start_prototypes.copy_(torch.eye(4))
     net.goal_prototypes.copy_(torch.eye(4))
     save_planner(tmp_path / "p", net, vocab, {"tea": tiny_graph()}, {"tea": Counter(counts)}, config, "test",
-                 settings={"temperature": 0.05, "alpha": 0.1, "decode": "graph"})
+                 settings={"temperature": 0.05, "alpha": 0.1, "decode": "graph", **settings})
     return ProcedurePlanner.from_pretrained(tmp_path / "p")
+
+
+def test_done_steps_and_set_evidence_known_answers():
+    steps = [(1, 0.0, 2.0), (2, 3.0, 5.0), (3, 6.0, 8.0)]
+    assert done_steps(steps, 3.0, "start") == {1}  # step 2 starts: in progress, not done
+    assert done_steps(steps, 5.0, "goal") == {1}  # step 2 ends inside the goal window (4, 5]: in progress
+    assert done_steps(steps, 6.0, "goal") == {1, 2}
+    ds, dg = np.array([0.9, 0.2, 0.1, 0.1]), np.array([0.9, 0.8, 0.3, 0.1])
+    (e,) = set_evidence(np.array([[1, 2, 3]]), ds, dg)
+    # steps 2, 3 (index 1, 2) inside, step 4 (index 3) in progress at the goal, step 1 outside
+    want = np.log(0.8 * 0.8) + np.log(0.9 * 0.3) + np.log(0.9 * 0.9) + np.log(0.9 * 0.9 + 0.1 * 0.1)
+    assert e == pytest.approx(want)
+
+
+def test_set_evidence_changes_the_learned_path(tmp_path):
+    """The network slightly prefers 1, 2, 4; the state says step 1 was done before the window began and steps
+    2, 3 were done by the goal: the set evidence turns the plan into 2, 3, 4 (and only when weighted in)."""
+    planner = _planner(tmp_path, {(1, 2): 5, (2, 3): 5, (3, 4): 5, (2, 4): 5}, state=True, set_weight=1.0)
+    assert planner.has_state and planner.set_weight == 1.0 and planner.transition_weight == 0.0
+    steps = np.log(np.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.4, 0.4, 0.1], [0.1, 0.1, 0.2, 0.6]]))
+    tasks = np.zeros(1)
+    done = np.array([[0.95, 0.05, 0.05, 0.05], [0.95, 0.95, 0.95, 0.05]])  # P(done) at the start, the goal
+    assert planner.decode_learned(steps, tasks, set_weight=0.0, done=done)[0].steps == [1, 2, 4]
+    assert planner.decode_learned(steps, tasks, done=None)[0].steps == [1, 2, 4]  # no state given: as before
+    plan = planner.decode_learned(steps, tasks, done=done)[0]
+    assert plan.steps == [2, 3, 4] and plan.valid
+    # the done probabilities come from the state head; the planner's own path runs end to end
+    done = planner.predict_done(np.eye(4)[[0, 3]])
+    assert done.shape == (2, 4) and ((done > 0) & (done < 1)).all()
+    assert planner.plan(np.eye(4)[0], np.eye(4)[3], 3)[0].valid
+    # a folder without a state head decodes as before and says so when asked for states
+    plain = _planner(tmp_path / "plain", {(1, 2): 1}, set_weight=1.0)
+    assert not plain.has_state and plain.set_weight == 0.0
+    with pytest.raises(ProcvidError, match="no state head"):
+        plain.predict_done(np.eye(4)[:1])
 
 
 def test_graph_planner_known_answers(tmp_path):

@@ -17,7 +17,12 @@ procvid.forecast.plan.observation). The task is not given: each planner finds it
         per window over one-hot action sets; ours is the per-window set version.)
 Rows:
   learned              procvid-planner's transformer, task from its task head, decoded as the best valid
-                       path of the task's graph script (the shipped default)
+                       path of the task's graph script under its position log-probabilities + set_weight x
+                       the set evidence of its state head (which steps are done at the start and at the
+                       goal) + transition_weight x the transition log-probabilities (the shipped default)
+  learned, no state    ablation: the same without the set evidence and transitions (the default before
+                       state recognition)
+  learned, no trans.   ablation: with the set evidence, without the transitions
   learned, free        the same network, each position's most probable step (no graph constraint)
   graph script         start / goal step recognised by prototypes, then the most probable valid path
   graph, no constraint the same scores without the graph (Viterbi over bigram transitions)
@@ -25,7 +30,8 @@ Rows:
                        perfect state recognition would give)
 Held-out worlds (never used for training or settings): bench_seg (v1, seed 2, 120 videos) and
 bench_plan_seed7 (v1, seed 7, 60 videos); made with their features when missing. Settings (temperature,
-alpha, decoding) were chosen on tune_seg (seed 3) with --tune; training: forecast_train_seed11.
+alpha, decoding, set_weight, transition_weight) were chosen on tune_seg (seed 3) with --tune; training:
+forecast_train_seed11.
 
 Label level (real annotations; no video features exist here): the first and last steps of each test window
 are given as labels with the task; planners predict the T steps (so the first and last are right by
@@ -97,13 +103,20 @@ def visual_rows(planner, qs: list[tuple]) -> dict[str, list[tuple]]:
     truth = [[(task, s) for s in steps] for task, steps, _, _ in qs]
     starts, goals = np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])
     logp_steps, logp_tasks = planner.predict(starts, goals, horizon)
+    done = planner.predict_done(np.concatenate([starts, goals])).reshape(2, len(qs), -1) if planner.has_state else None
     rows = defaultdict(list)
 
     def add(label, plan, i):
         rows[label].append(([(plan.task, s) for s in plan.steps], truth[i]))
 
     for i, (task, steps, start, goal) in enumerate(qs):
-        add("learned", planner.decode_learned(logp_steps[i], logp_tasks[i], decode="graph")[0], i)
+        row_done = None if done is None else done[:, i]
+        add("learned", planner.decode_learned(logp_steps[i], logp_tasks[i], decode="graph", done=row_done)[0], i)
+        add("learned, no state", planner.decode_learned(logp_steps[i], logp_tasks[i], decode="graph",
+                                                        set_weight=0.0, transition_weight=0.0)[0], i)
+        if done is not None:
+            add("learned, no trans.", planner.decode_learned(logp_steps[i], logp_tasks[i], decode="graph",
+                                                             done=row_done, transition_weight=0.0)[0], i)
         add("learned, free", planner.decode_learned(logp_steps[i], logp_tasks[i], decode="free")[0], i)
         add("graph script", planner.plan_graph(start, goal, horizon)[0], i)
         add("graph, no constraint", planner.plan_graph(start, goal, horizon, constrained=False)[0], i)
@@ -235,12 +248,37 @@ def label_level(name: str, horizons=HORIZONS) -> dict:
     return results
 
 
+SET_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+TRANSITION_WEIGHTS = (0.0, 0.5, 1.0)
+
+
+def tune_decoding(planner, qs: list[tuple]) -> str:
+    """SR of the learned planner's graph decoding over the grid set_weight x transition_weight."""
+    horizon = len(qs[0][1])
+    starts, goals = np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])
+    logp_steps, logp_tasks = planner.predict(starts, goals, horizon)
+    done = planner.predict_done(np.concatenate([starts, goals])).reshape(2, len(qs), -1)
+    line = []
+    for ws in SET_WEIGHTS:
+        for wt in TRANSITION_WEIGHTS:
+            pairs = []
+            for i, (task, steps, _, _) in enumerate(qs):
+                p = planner.decode_learned(logp_steps[i], logp_tasks[i], decode="graph", done=done[:, i],
+                                           set_weight=ws, transition_weight=wt)[0]
+                pairs.append(([(p.task, s) for s in p.steps], [(task, s) for s in steps]))
+            line.append(f"{ws}/{wt}: {scores(pairs)[0]:.1f}")
+    return f"tune_seg T={horizon}: learned SR by set_weight/transition_weight " + ", ".join(line)
+
+
 def tune(planner) -> None:
-    """The settings grid on the tuning world: graph-planner temperature, and the learned decodings."""
+    """The settings grid on the tuning world: graph-planner temperature, the learned decodings and (with a
+    state head) the weights of the set evidence and transitions."""
     dataset, features = prepare(*TUNE)
     base = planner.temperature
     for horizon in HORIZONS:
         qs = queries(dataset, features, horizon)
+        if planner.has_state:
+            print(tune_decoding(planner, qs))
         line = []
         for temperature in (0.01, 0.02, 0.05, 0.1, 0.2):
             planner.temperature = temperature

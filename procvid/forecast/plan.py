@@ -15,7 +15,19 @@ Two planners read one model folder (kind "procedure-planner", written by `procvi
   (bigram counts of the training paths, add-`alpha` smoothed). The task is the best path's.
 * learned: a transformer over [start, goal, T position queries] (PlannerNet) gives T step
   distributions and a task distribution; decoded per position (`decode="free"`) or as the valid path
-  of the predicted task with the highest summed log-probability (`decode="graph"`).
+  of the predicted task with the highest summed log-probability (`decode="graph"`). With a state head
+  (below) and `set_weight` > 0, each valid path's score also gets `set_weight` times its set evidence
+  and `transition_weight` times its transitions' log-probabilities.
+
+State recognition (why: the order inside a window is not observable, but the synthetic world's scene keeps
+every done step's effect on screen, so the start and goal observations tell which steps are done by then,
+hence which steps the window holds). PlannerNet's state head gives, from one observation alone, P(step done)
+for every (task, step): done = ended before the observation window begins (`done_steps`), so the step in
+progress is not done. A path w_1..w_T of the task is then scored by its set evidence (`set_evidence`): for
+w_1..w_{T-1} log[(1 - d_s) d_g] (not done at the start, done at the goal), for w_T log[(1 - d_s)(1 - d_g)]
+(in progress at the goal), for every other step of the task log[d_s d_g + (1 - d_s)(1 - d_g)] (done
+before the window, or not yet done at its end), with d_s, d_g the step's done probabilities at the start
+and the goal (steps taken as independent).
 
 A window (w_1..w_T, distinct steps) is valid in a graph script when its order keeps the graph's
 partial order (no w_j is an ancestor of an earlier w_i) and no required step (one not marked optional)
@@ -41,6 +53,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 FEATURE_SUFFIXES = {".safetensors", ".json"}
 METHODS = ("learned", "graph")
 DECODES = ("graph", "free")
+DONE_EPS = 1e-4  # done probabilities clipped to [eps, 1 - eps]: one overconfident step cannot veto a path
 
 
 # ---------------------------------------------------------------------------- windows and observations
@@ -62,6 +75,13 @@ def step_windows(video, horizon: int) -> list[tuple[tuple, float | None, float |
     steps = merged_steps(video)
     return [(tuple(s for s, _, _ in steps[i : i + horizon]), steps[i][1], steps[i + horizon - 1][2])
             for i in range(len(steps) - horizon + 1)]
+
+
+def done_steps(steps, t: float, side: str, seconds: float = OBS_SECONDS) -> set:
+    """The steps of `steps` ((step, start, end) as merged_steps gives) done at the observation at `t`: ended
+    before its window begins (t for "start", t - seconds for "goal"), so the step in progress is not done."""
+    limit = t if side == "start" else t - seconds
+    return {s for s, _, end in steps if end is not None and end <= limit + 1e-6}
 
 
 def observation(embeddings: np.ndarray, times: np.ndarray, t: float, side: str,
@@ -208,16 +228,35 @@ def transition_logprobs(steps: list, counts: Counter, alpha: float) -> np.ndarra
         return np.log(m)
 
 
+def set_evidence(windows: np.ndarray, done_start: np.ndarray, done_goal: np.ndarray) -> np.ndarray:
+    """Set evidence (module docstring) [N] of windows [N, T] (indices into the task's K steps) from the
+    done probabilities [K] of the task's steps at the start and at the goal observation."""
+    if not len(windows):
+        return np.zeros(0)
+    ds, dg = (np.clip(np.asarray(d, dtype=np.float64), DONE_EPS, 1 - DONE_EPS) for d in (done_start, done_goal))
+    inside = np.log((1 - ds) * dg)
+    last = np.log((1 - ds) * (1 - dg))
+    outside = np.log(ds * dg + (1 - ds) * (1 - dg))
+    member = np.zeros((len(windows), len(ds)), dtype=bool)
+    member[np.arange(len(windows))[:, None], windows[:, :-1]] = True
+    final = windows[:, -1]
+    score = np.where(member, inside, outside).sum(1)
+    return score - outside[final] + last[final]
+
+
 def best_paths(windows: np.ndarray, position_scores: np.ndarray, transitions: np.ndarray | None = None,
-               top: int = 1) -> list[tuple[np.ndarray, float]]:
+               top: int = 1, extra: np.ndarray | None = None) -> list[tuple[np.ndarray, float]]:
     """The `top` windows (rows of an index array [N, T]) by summed position scores ([T, K] per-step
-    log-probabilities) plus their transitions' log-probabilities ([K, K], optional)."""
+    log-probabilities) plus their transitions' log-probabilities ([K, K], optional, already weighted)
+    plus `extra` (a score per window [N], optional: e.g. the weighted set evidence)."""
     if not len(windows):
         return []
     t = windows.shape[1]
     score = position_scores[np.arange(t), windows].sum(1)
     if transitions is not None and t > 1:
         score = score + transitions[windows[:, :-1], windows[:, 1:]].sum(1)
+    if extra is not None:
+        score = score + extra
     order = np.argsort(-score, kind="stable")[:top]
     return [(windows[i], float(score[i])) for i in order]
 
@@ -242,8 +281,9 @@ def viterbi(position_scores: np.ndarray, transitions: np.ndarray) -> tuple[np.nd
 
 
 def build_network(input_dim: int, num_steps: int, num_tasks: int, max_horizon: int = 8, dim: int = 128,
-                  layers: int = 2, heads: int = 4, dropout: float = 0.1):
-    """PlannerNet: [start, goal, T queries] -> T step distributions and a task distribution. The step and
+                  layers: int = 2, heads: int = 4, dropout: float = 0.1, state: bool = False):
+    """PlannerNet: [start, goal, T queries] -> T step distributions and a task distribution; with `state`,
+    also a state head (one observation -> done logits of every (task, step): `done_logits`). The step and
     goal prototypes of the graph planner travel with it as buffers (one model folder for both planners)."""
     import torch
     from torch import nn
@@ -261,6 +301,11 @@ def build_network(input_dim: int, num_steps: int, num_tasks: int, max_horizon: i
             self.norm = nn.LayerNorm(dim)
             self.step_head = nn.Linear(dim, num_steps)
             self.task_head = nn.Linear(dim, num_tasks)
+            self.state = None
+            if state:  # on a forked generator: the rest of a seeded run draws the same numbers with or without it
+                with torch.random.fork_rng(devices=[]):
+                    self.state = nn.Sequential(nn.Linear(input_dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, 2 * dim),
+                                               nn.GELU(), nn.Linear(2 * dim, num_steps))
             self.register_buffer("start_prototypes", torch.zeros(num_steps, input_dim))
             self.register_buffer("goal_prototypes", torch.zeros(num_steps, input_dim))
 
@@ -276,6 +321,10 @@ def build_network(input_dim: int, num_steps: int, num_tasks: int, max_horizon: i
             h = self.norm(self.encoder(torch.cat([obs, queries], 1), src_key_padding_mask=pad))
             return self.step_head(h[:, 2:]), valid, self.task_head(h[:, :2].mean(1))
 
+        def done_logits(self, obs):
+            """obs [B, D] -> logits [B, num_steps] of each (task, step) being done (done_steps)."""
+            return self.state(obs)
+
     return PlannerNet()
 
 
@@ -287,7 +336,7 @@ class Plan:
     task: str
     steps: list
     texts: list[str]
-    score: float  # log-probability (graph: joint; learned: sum over positions) of this plan
+    score: float  # graph: joint log-probability; learned: summed log-probabilities (+ weighted set evidence)
     step_probs: list[float] = field(default_factory=list)  # learned: each position's probability of its step
     task_prob: float | None = None
     valid: bool = True  # a valid window of the task's graph script
@@ -322,6 +371,10 @@ class ProcedurePlanner:
         self.temperature = float(settings.get("temperature", 0.05))
         self.alpha = float(settings.get("alpha", 0.1))
         self.decode = settings.get("decode", "graph")
+        # the set evidence needs the state head; folders without one decode as before
+        self.has_state = getattr(net, "state", None) is not None
+        self.set_weight = float(settings.get("set_weight", 0.0)) if self.has_state else 0.0
+        self.transition_weight = float(settings.get("transition_weight", 0.0))
         self.encoder_spec = info.get("encoder_spec")
         self.encoder_id = info.get("encoder")
         self.fps = float((info.get("sampling") or {}).get("fps", 2.0))
@@ -402,18 +455,35 @@ class ProcedurePlanner:
                                        torch.as_tensor(goals, dtype=torch.float32), h)
         return steps[:, :horizon].log_softmax(-1).double().numpy(), tasks.log_softmax(-1).double().numpy()
 
+    def predict_done(self, observations: np.ndarray) -> np.ndarray:
+        """P(done) [N, V] of every (task, step) at each observation (the state head; module docstring)."""
+        if not self.has_state:
+            raise ProcvidError("this planner has no state head (trained before state recognition); "
+                               "retrain it with procvid train planner")
+        torch = self.torch
+        with torch.no_grad():
+            logits = self.net.done_logits(torch.as_tensor(np.atleast_2d(observations), dtype=torch.float32))
+        return torch.sigmoid(logits).double().numpy()
+
     def plan_learned(self, start: np.ndarray, goal: np.ndarray, horizon: int, task: str | None = None,
                      top: int = 1, decode: str | None = None) -> list[Plan]:
         """The learned planner for one query: the task (given, or the network's), then its steps
-        per position (decode "free") or the valid path of highest summed log-probability ("graph")."""
+        per position (decode "free") or the valid path of highest summed log-probability ("graph"; plus the
+        weighted set evidence of the state head's done probabilities and transitions, module docstring)."""
         self._check(horizon, task)
         steps, tasks = self.predict(start, goal, horizon)
-        return self.decode_learned(steps[0], tasks[0], task, top, decode)
+        done = self.predict_done(np.stack([start, goal])) if self.set_weight else None
+        return self.decode_learned(steps[0], tasks[0], task, top, decode, done)
 
     def decode_learned(self, steps: np.ndarray, tasks: np.ndarray, task: str | None = None, top: int = 1,
-                       decode: str | None = None) -> list[Plan]:
-        """Plans from one row of `predict` (log P(step) [T, V], log P(task) [tasks]); see plan_learned."""
+                       decode: str | None = None, done: np.ndarray | None = None,
+                       set_weight: float | None = None, transition_weight: float | None = None) -> list[Plan]:
+        """Plans from one row of `predict` (log P(step) [T, V], log P(task) [tasks]); see plan_learned.
+        done: P(done) [2, V] at the start and the goal (predict_done), for the set evidence of decode
+        "graph"; the weights default to the planner's settings (0: the plain learned planner)."""
         decode = decode or self.decode
+        set_weight = self.set_weight if set_weight is None else set_weight
+        transition_weight = self.transition_weight if transition_weight is None else transition_weight
         if decode not in DECODES:
             raise ProcvidError(f"unknown decoding {decode!r}; choose from: {', '.join(DECODES)}")
         horizon = len(steps)
@@ -427,7 +497,12 @@ class ProcedurePlanner:
             idx = pos.argmax(1)
             paths = [(idx, float(pos.max(1).sum()))]
         else:
-            paths = best_paths(self.windows.valid(task, horizon), pos, None, top)
+            valid = self.windows.valid(task, horizon)
+            extra = None
+            if set_weight and done is not None:
+                extra = set_weight * set_evidence(valid, *np.asarray(done)[:, self.task_index[task]])
+            transitions = transition_weight * self.log_transitions[task] if transition_weight else None
+            paths = best_paths(valid, pos, transitions, top, extra)
             if not paths:
                 raise ProcvidError(f"the graph script of task {task!r} has no valid path of {horizon} steps")
         return [self._plan(task, idx, s, np.exp(pos[np.arange(horizon), idx]), task_prob) for idx, s in paths]

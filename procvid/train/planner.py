@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from procvid.errors import ProcvidError
-from procvid.forecast.plan import OBS_SECONDS, build_network, merged_steps, observation, save_planner, step_windows
+from procvid.forecast.plan import (OBS_SECONDS, build_network, done_steps, merged_steps, observation, save_planner,
+                                   step_windows)
 from procvid.registry import MODELS
 from procvid.train.sbd import EmbeddingChunksDataModule
 from procvid.train.schedule import first_setup, warmup_cosine
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 
 class _Windows(Dataset):
-    """Rows (start obs [J, D], goal obs [J, D], horizon, step indices [max_horizon], task index); one of the
-    J jittered observations is drawn per item when `jitter`, else the first (no offset)."""
+    """Rows (start obs [J, D], goal obs [J, D], step indices, task index, done at start [J, V], done at goal
+    [J, V]) -> (start, goal, horizon, steps padded to max_horizon, task, done at start, done at goal); one of
+    the J jittered observations (with its done labels) is drawn per item when `jitter`, else the first."""
 
     def __init__(self, rows: list, max_horizon: int, jitter: bool, seed: int = 0):
         self.rows, self.max_horizon, self.jitter = rows, max_horizon, jitter
@@ -36,13 +38,14 @@ class _Windows(Dataset):
         return len(self.rows)
 
     def __getitem__(self, i):
-        starts, goals, steps, task = self.rows[i]
+        starts, goals, steps, task, done_start, done_goal = self.rows[i]
         a = int(self.rng.integers(len(starts))) if self.jitter else 0
         b = int(self.rng.integers(len(goals))) if self.jitter else 0
         target = np.full(self.max_horizon, -100, dtype=np.int64)  # cross_entropy's ignore_index
         target[: len(steps)] = steps
         return (torch.from_numpy(starts[a]), torch.from_numpy(goals[b]), torch.tensor(len(steps)),
-                torch.from_numpy(target), torch.tensor(task))
+                torch.from_numpy(target), torch.tensor(task), torch.from_numpy(done_start[a]),
+                torch.from_numpy(done_goal[b]))
 
 
 class PlannerDataModule(EmbeddingChunksDataModule):
@@ -53,7 +56,8 @@ class PlannerDataModule(EmbeddingChunksDataModule):
     missing, as for the SBD predictor; `encoder` is recorded as the spec that embeds images and videos
     for `procvid plan`, so give it also when `world` is null). Videos are cut into train / val
     (`val_fraction`); training observations are also taken `jitter` seconds early and late
-    (augmentation). The step prototypes of the graph planner, its graph scripts
+    (augmentation). Each observation carries the (task, step) pairs done by then (done_steps: the state
+    head's targets). The step prototypes of the graph planner, its graph scripts
     (procvid.graph.induce_graph) and transition counts come from the training videos only.
     """
 
@@ -119,12 +123,19 @@ class PlannerDataModule(EmbeddingChunksDataModule):
                 for s, a, b in steps:  # prototypes: every performed step's start and end observation
                     start_sum[index[(v.task_id, s)]] += observation(emb, times, a, "start")
                     goal_sum[index[(v.task_id, s)]] += observation(emb, times, b, "goal")
+
+            def done(t, side, steps=steps, task=v.task_id):
+                y = np.zeros(len(pairs), dtype=np.float32)
+                y[[index[(task, s)] for s in done_steps(steps, t, side)]] = 1.0
+                return y
+
             for horizon in hp.horizons:
                 for window, a, b in step_windows(v, horizon):
                     starts = np.stack([observation(emb, times, a + o, "start") for o in offsets]).astype(np.float32)
                     goals = np.stack([observation(emb, times, b + o, "goal") for o in offsets]).astype(np.float32)
                     rows[bool(val)].append((starts, goals, np.array([index[(v.task_id, s)] for s in window]),
-                                            tasks.index(v.task_id)))
+                                            tasks.index(v.task_id), np.stack([done(a + o, "start") for o in offsets]),
+                                            np.stack([done(b + o, "goal") for o in offsets])))
         if not rows[False]:
             raise ProcvidError(f"no window of {min(hp.horizons)} steps in the training videos of {source}")
         norm = lambda m: m / np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-8)  # noqa: E731
@@ -140,14 +151,19 @@ class PlannerDataModule(EmbeddingChunksDataModule):
 class PlannerModule(L.LightningModule):
     """PlannerNet trained with cross-entropy on each position's step (a softmax over every task's steps)
     plus `task_weight` times cross-entropy on the task; `noise`: Gaussian noise added to the (unit-norm)
-    observations in training. When fitting ends, `export_dir` receives the model folder
+    observations in training; `state_weight` > 0: the state head too (binary cross-entropy of every
+    (task, step) being done at the start and at the goal observation, times `state_weight`), and the learned
+    planner's decoding adds `set_weight` times the set evidence and `transition_weight` times the transition
+    log-probabilities (procvid.forecast.plan). When fitting ends, `export_dir` receives the model folder
     (procvid.forecast.plan.ProcedurePlanner.from_pretrained and `procvid plan` read it) with the graph
-    planner's settings `temperature`, `alpha` and the learned planner's default `decode`.
+    planner's settings `temperature`, `alpha` and the learned planner's default `decode`, `set_weight` and
+    `transition_weight`.
     """
 
     def __init__(self, dim: int = 128, layers: int = 2, heads: int = 4, dropout: float = 0.1, lr: float = 1e-3,
                  weight_decay: float = 0.01, task_weight: float = 0.5, noise: float = 0.05,
                  temperature: float = 0.05, alpha: float = 0.1, decode: str = "graph",
+                 state_weight: float = 0.0, set_weight: float = 0.0, transition_weight: float = 0.0,
                  num_threads: int | None = 1, export_dir: str | None = None):
         super().__init__()
         self.save_hyperparameters()
@@ -160,22 +176,26 @@ class PlannerModule(L.LightningModule):
         hp = self.hparams
         self.config = {"input_dim": dm.dim, "num_steps": len(dm.vocab.step_token), "num_tasks": len(dm.vocab.tasks),
                        "max_horizon": dm.hparams.max_horizon, "dim": hp.dim, "layers": hp.layers, "heads": hp.heads,
-                       "dropout": hp.dropout}
+                       "dropout": hp.dropout, "state": hp.state_weight > 0}
         self.net = build_network(**self.config)
         self.net.start_prototypes.copy_(torch.from_numpy(dm.start_prototypes))
         self.net.goal_prototypes.copy_(torch.from_numpy(dm.goal_prototypes))
 
     def _loss(self, batch, train: bool):
-        start, goal, horizon, target, task = batch
+        start, goal, horizon, target, task, done_start, done_goal = batch
         if train and self.hparams.noise:
             start = F.normalize(start + self.hparams.noise * torch.randn_like(start), dim=-1)
             goal = F.normalize(goal + self.hparams.noise * torch.randn_like(goal), dim=-1)
         logits, valid, task_logits = self.net(start, goal, horizon)
         step_loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
         task_loss = F.cross_entropy(task_logits, task)
+        loss = step_loss + self.hparams.task_weight * task_loss
+        if self.net.state is not None:
+            done = self.net.done_logits(torch.cat([start, goal]))
+            loss = loss + self.hparams.state_weight * F.binary_cross_entropy_with_logits(
+                done, torch.cat([done_start, done_goal]))
         right = (logits.argmax(-1) == target) | ~valid
-        return step_loss + self.hparams.task_weight * task_loss, right.all(1).float().mean(), \
-            (logits.argmax(-1) == target)[valid].float().mean()
+        return loss, right.all(1).float().mean(), (logits.argmax(-1) == target)[valid].float().mean()
 
     def training_step(self, batch, batch_idx):
         loss, _, _ = self._loss(batch, True)
@@ -202,7 +222,8 @@ class PlannerModule(L.LightningModule):
             save_planner(hp.export_dir, self.net, dm.vocab, dm.graphs, dm.transitions, self.config, domain,
                          encoder=dm.encoder, encoder_spec=dm.encoder_spec, sampling=dm.sampling,
                          obs_seconds=OBS_SECONDS, dataset=dm.source,
-                         settings={"temperature": hp.temperature, "alpha": hp.alpha, "decode": hp.decode})
+                         settings={"temperature": hp.temperature, "alpha": hp.alpha, "decode": hp.decode,
+                                   "set_weight": hp.set_weight, "transition_weight": hp.transition_weight})
 
 
 MODELS.register("planner", "procedure planner: the steps from a start to a goal observation (learned + graph script)",
