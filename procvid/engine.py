@@ -279,6 +279,18 @@ NO_IDLE_CORES = ("ray: the driver keeps this machine's cores busy and the cluste
                  "would only take cores from it, so the driver does the work")
 
 
+def _machine_cores() -> int:
+    """The cores this process may run on (its affinity, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _idle_cores(cpu_seconds: float, wall_seconds: float, cores: int | None = None) -> int:
+    """Cores of this machine the driver left idle while it used `cpu_seconds` of CPU in `wall_seconds`:
+    a core counts when at least 3/4 of it was idle (measurements on busy machines are noisy)."""
+    busy = cpu_seconds / max(1e-6, wall_seconds)
+    return max(0, int((cores or _machine_cores()) - busy + 0.25))
+
+
 def _this_node_only(ray) -> bool:
     """Whether every live node of the cluster is the driver's own machine."""
     here = ray.get_runtime_context().get_node_id()
@@ -371,6 +383,7 @@ class RayEngine:
         here, driving = "driver", True
         running: dict = {}  # object ref -> (actor, group)
         actors, starting, lost = [], {}, ""
+        driver_alone = False  # Ray could not be started or reached: the driver does all the work
 
         def outcomes(node: str, group: range, results: list) -> Iterator[Outcome]:
             self.nodes[node] = self.nodes.get(node, 0) + len(group)
@@ -394,26 +407,37 @@ class RayEngine:
                     yield from outcomes(here, [j], [(value, e)])
                 block = False
 
-        idle_cores = None  # this machine's cores the driver leaves idle, measured when actors would first pay
+        idle = {"cores": None, "at": 0}  # this machine's cores the driver leaves idle; at how many driver items
+        said = set()  # log lines already given
 
         def actors_pay() -> bool:
             """Whether the driver alone would need longer than actors_after (and a fresh instance's start)
-            for the groups left; a fresh instance runs on this machine, so it must also find cores idle."""
-            nonlocal idle_cores
+            for the groups left; a fresh instance runs on this machine, so it must also find cores idle.
+            A "no" after a rate was judged is judged again once the driver has done twice as many items."""
             if not driver_on or not driving:  # no driver, or it stopped (its setup failed): actors do the rest
                 return True
-            if len(driven) < RATE_ITEMS or idle_cores is not None:
-                return False  # no rate yet (the first items carry the start-up), or decided already
-            (t0, cpu0), (t1, cpu1) = driven[0], driven[-1]
-            rate = (len(driven) - 1) / max(1e-6, t1 - t0)  # items per second, once running
-            fresh = _ray_start_cost()
-            if sum(map(len, todo)) / rate <= self.actors_after + fresh:
+            if driver_alone:
                 return False
-            idle_cores = max(0, int((os.cpu_count() or 1) - (cpu1 - cpu0) / max(1e-6, t1 - t0)))
-            if fresh and not idle_cores:
-                log.info(NO_IDLE_CORES)
+            n = len(driven)
+            if n < RATE_ITEMS or n < 2 * idle["at"]:
+                return False  # no rate yet (the first items carry the start-up), or judged too recently
+            (t0, cpu0), (t1, cpu1) = driven[0], driven[-1]
+            rate = (n - 1) / max(1e-6, t1 - t0)  # items per second, once running
+            fresh = _ray_start_cost()
+            with lock:
+                left = sum(map(len, todo))
+            if left / rate <= self.actors_after + fresh:
+                return False
+            idle["cores"], idle["at"] = _idle_cores(cpu1 - cpu0, t1 - t0), n
+            if fresh and not idle["cores"]:
+                say(NO_IDLE_CORES)
                 return False
             return True
+
+        def say(line: str):
+            if line not in said:
+                said.add(line)
+                log.info(line)
 
         def submit(actor):
             group = take()
@@ -424,12 +448,21 @@ class RayEngine:
             while todo or running or driving:
                 yield from drain(False)
                 if not actors and todo and actors_pay():
-                    ray, count, gpus = self._start()  # only now: the driver's thread works meanwhile
-                    if driving and idle_cores is not None and _this_node_only(ray):
-                        count = min(count, idle_cores)  # actors here would share the driver's cores
-                        if not count:
-                            log.info(NO_IDLE_CORES)
-                            continue
+                    try:
+                        ray, count, gpus = self._start()  # only now: the driver's thread works meanwhile
+                        if driving and idle["cores"] is not None and _this_node_only(ray):
+                            count = min(count, idle["cores"])  # actors here would share the driver's cores
+                    except Exception as e:
+                        if not driving:  # nobody else to do the work
+                            raise
+                        log.warning("ray: cannot start or reach Ray (%s); the driver does the work",
+                                    error_reason(e).splitlines()[0])
+                        driver_alone = True
+                        count = 0
+                    if not count:
+                        if not driver_alone:
+                            say(NO_IDLE_CORES)
+                        continue
                     worker = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_RayWorker)
                     actors = [worker.remote(setup, 2 if gpus else 1) for _ in range(min(count, len(todo)))]
                     starting = {actor.ready.remote(): actor for actor in actors}

@@ -81,3 +81,13 @@ def write_world(root: Path, orders=((1, 2, 3, 4), (1, 3, 2, 4), (1, 2, 4))) -> P
 def file_stamps(root: Path) -> dict[str, int]:
     """Relative path -> mtime (ns) of every file under `root`."""
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def busy(state, x, seconds: float = 0.02):
+    """Engine work that keeps one core busy for `seconds` of CPU time and returns x."""
+    import time
+
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+    return x

@@ -156,7 +156,7 @@ def test_local_and_ray_give_the_same_values(request):
 
 
 @pytest.mark.slow
-def test_ray_driver_works_while_the_actors_start_and_beside_them(ray_started):
+def test_ray_driver_works_while_the_actors_start_and_beside_them(ray_started, monkeypatch):
     """The driver takes groups from the start (Ray and its actors take seconds to come up), then
     shares the rest with the actors; every item once, values as the local engine gives them."""
     import time
@@ -168,6 +168,9 @@ def test_ray_driver_works_while_the_actors_start_and_beside_them(ray_started):
         time.sleep(0.2)
         return pid, x * x
 
+    import procvid.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "_machine_cores", lambda: 4)  # cores to spare whatever runs this test
     engine = RayEngine(actors_after=0.0)  # actors once the driver has done a group, however little is left
     results = by_item(engine.map(slow_square, range(60), setup))
     assert sorted(results) == list(range(60))
@@ -182,21 +185,16 @@ def test_ray_actors_on_the_drivers_only_machine_get_only_its_idle_cores(ray_star
     """A running cluster whose only node is this machine: with the driver keeping its one core busy, no
     actor starts (it would only take the core from the driver)."""
     import logging
-    import time
 
     import procvid.engine as engine_module
 
-    monkeypatch.setattr(engine_module.os, "cpu_count", lambda: 1)
+    from helpers import busy
 
-    def busy(state, x):
-        end = time.process_time() + 0.02
-        while time.process_time() < end:
-            pass
-        return x
+    monkeypatch.setattr(engine_module, "_machine_cores", lambda: 1)
 
     engine = RayEngine(actors_after=0.0)
     with caplog.at_level(logging.INFO, logger="procvid.engine"):
-        results = by_item(engine.map(busy, range(30), None))
+        results = by_item(engine.map(busy, range(30), None))  # the driver keeps the one core busy
     assert {x: v for x, (v, _) in results.items()} == {x: x for x in range(30)}
     assert engine.nodes == {"driver": 30} and engine_module.NO_IDLE_CORES in caplog.text
 
@@ -256,4 +254,3 @@ def test_local_map_batched_batches_rows_of_several_items():
     assert all(error == "" for _, error in results.values())
     assert any(len(set(owners)) > 1 for owners in calls), calls
     assert sorted(owner for owners in calls for owner in owners) == [0, 0, 0, 1, 2, 2]  # each chunk once
-

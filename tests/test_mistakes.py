@@ -213,7 +213,7 @@ def test_settings_are_parsed_and_checked():
         parse_setting(PreconditionDetector, "threshold=0.1")
     with pytest.raises(ProcvidError, match="one of required, skip"):
         parse_setting(PreconditionDetector, "optional=maybe")
-    with pytest.raises(ProcvidError, match="not a bool"):
+    with pytest.raises(ProcvidError, match="not a true/false value"):
         parse_setting(PreconditionDetector, "repeats=perhaps")
 
 
@@ -393,3 +393,23 @@ def test_flagged_steps_are_marked_on_the_timeline(tmp_path):
     assert a.shape == b.shape
     reddish = lambda img: ((img[..., 0] > 150) & (img[..., 1] < 120) & (img[..., 2] < 120)).sum()  # noqa: E731
     assert reddish(b) > reddish(a) + 50  # the red span, marker and reason were drawn
+
+
+def test_count_settings_take_whole_numbers_within_their_range():
+    from procvid.errors import ProcvidError
+    from procvid.mistakes.base import parse_setting
+    from procvid.mistakes.precondition import PreconditionDetector
+
+    assert parse_setting(PreconditionDetector, "violations=3") == ("violations", 3)
+    for bad, why in (("violations=2.5", "not a whole number"), ("violations=0", "below its minimum 1")):
+        with pytest.raises(ProcvidError, match=why):
+            parse_setting(PreconditionDetector, bad)
+
+
+def test_cross_validation_without_two_videos_of_any_task_is_one_line():
+    from procvid.errors import ProcvidError
+    from procvid.mistakes.precondition import PreconditionDetector
+    from procvid.mistakes.select import cross_validate
+
+    with pytest.raises(ProcvidError, match="at least two mistake-free training videos"):
+        cross_validate(PreconditionDetector, [("a", [1, 2, 3]), ("b", [4, 5])], {"a": [1, 2, 3], "b": [4, 5]})

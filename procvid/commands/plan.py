@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     for rank, plan in enumerate(result["plans"], 1):
         task = f"task {plan['task']}" + (f" (p={plan['task_prob']:.2f})" if plan["task_prob"] is not None else "")
         flag = "" if plan["valid"] else ", not a valid path of the graph script"
-        print(f"plan {rank}: {task}, score {plan['score']:.2f} (summed log-probabilities and evidence){flag}")
+        print(f"plan {rank}: {task}, score {plan['score']:.2f}{flag}")
         for k, (step, text) in enumerate(zip(plan["steps"], plan["texts"]), 1):
             prob = f"  (p={plan['step_probs'][k - 1]:.2f})" if plan["step_probs"] else ""
             print(f"  {k}. [{step}] {text}{prob}")

@@ -58,6 +58,7 @@ class Setting:
     help: str
     fit: bool = False  # changes what is learned (refit per value)
     choices: tuple = ()  # allowed values of a string setting
+    minimum: float | None = None  # smallest allowed value of a number setting
 
 
 class Detector:
@@ -144,12 +145,18 @@ def parse_setting(cls, text: str) -> tuple[str, object]:
             if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError
             value = raw.lower() in ("true", "1", "yes")
-        elif isinstance(default, (int, float)):
+        elif isinstance(default, int):  # a count: 2.5 is a mistake, not 2
+            value = int(raw)
+        elif isinstance(default, float):
             value = float(raw)
         else:
             value = raw
     except ValueError:
-        raise ProcvidError(f"setting {name}: {raw!r} is not a {type(default).__name__}") from None
+        kind = {bool: "true/false value", int: "whole number", float: "number"}.get(type(default), "text")
+        raise ProcvidError(f"setting {name}: {raw!r} is not a {kind}") from None
+    minimum = cls.SETTINGS[name].minimum
+    if minimum is not None and value < minimum:
+        raise ProcvidError(f"setting {name}: {raw} is below its minimum {minimum:g}")
     resolve_settings(cls, {name: value}, fit=cls.SETTINGS[name].fit)  # choices
     return name, value
 

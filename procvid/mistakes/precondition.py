@@ -18,7 +18,10 @@ Further settings (chosen by cross-validation, procvid.mistakes.select):
                    predecessors; optional ones left out with optional=skip) plus, with successors=true,
                    its descendants already done. An order seen in few training sequences may hold by
                    chance and a correct recording breaks one such relation now and then; a step done far
-                   out of place breaks many. k = 1 is the rule above, exactly.
+                   out of place breaks many. k = 1 is the rule above, exactly. Since k > 1 counts all
+                   ancestors and k = 1 only the direct predecessors, k = 2 can flag a step k = 1 lets
+                   pass (in 1 -> 2 -> 3 -> 4 with only 3 done, 4 has its direct predecessor but breaks
+                   1 < 4 and 2 < 4): the settings are not one rising scale of strictness.
 Scores: the share of the step's preconditions missing (or of its successors done); 1 for unknown steps;
 with violations > 1, the share of its ancestors (and descendants) whose relation it breaks, flagged or not.
 """
@@ -105,7 +108,8 @@ class PreconditionDetector(Detector):
         "successors": Setting(False, (False, True), "also flag a step whose successors are already done"),
         "repeats": Setting(False, (False, True), "flag steps done before"),
         "violations": Setting(1, (1, 2, 3, 4, 6), "flag only steps breaking at least this many precedence relations "
-                              "(ancestors not done, descendants done with successors); 1: the published rule"),
+                              "(ancestors not done, descendants done with successors); 1: the published rule",
+                              minimum=1),
     }
     GRAPH_SETTINGS = ("graph_method", "tolerance")
 

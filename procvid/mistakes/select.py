@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from procvid.errors import ProcvidError
 from procvid.metrics.mistakes import mistake_scores
 
 FOLDS = 5
@@ -164,6 +165,9 @@ def cross_validate(cls, sequences: list[tuple[str, list]], steps: dict[str, list
             collected[c][0].append(labels)
             collected[c][1].append(flags)
             collected[c][2].append(weights)
+    if not collected[0][0]:  # no fold had a task also seen in its training part
+        raise ProcvidError("cross-validation needs at least two mistake-free training videos of a task; "
+                           "give the settings with --set instead")
     table = []
     for settings, (labels, flags, weights) in zip(candidates, collected):
         s = mistake_scores(np.concatenate(labels), np.concatenate(flags), np.concatenate(weights))
