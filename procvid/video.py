@@ -523,6 +523,7 @@ class VideoReader:
         self.short_side = size
         self._pyav = _PyAVStream(self.path)
         self._decord = None
+        self._decord_first = None
         self._decord_times = None
         self._messages = [0, ""]  # decord's log messages for this video (_DecoderLog)
         self.report = DecodeReport()
@@ -583,7 +584,8 @@ class VideoReader:
         if not np.all(np.isfinite(stamps)) or starts[0] < -1e-3 or np.any(np.diff(starts) < 0):
             return "decord timestamps are invalid"
         try:  # some output sizes (e.g. 48 x 48) come back with 4 channels: dmlc/decord#336
-            shape = vr.get_batch([0]).shape
+            first = vr.get_batch([0]).asnumpy()
+            shape = first.shape
         except Exception as e:
             reason = f"decord cannot decode at {w}x{h}: {_short(e)}"
             if "DECORDArrayCopyFromTo" in str(e):  # the same bug: frames of the wrong size
@@ -593,13 +595,14 @@ class VideoReader:
             _DECORD_BAD_SIZES[(w, h)] = f"decord decodes {tuple(shape)[1:]} frames at {w}x{h}"
             return _DECORD_BAD_SIZES[(w, h)]
         self._decord = vr
+        self._decord_first = first  # handed out as frame 0 by the first read: decord need not seek back to it
         self._decord_times = starts.astype(np.float64)
         self._decord_frame_ends = stamps[:, 1].astype(np.float64)
         return None
 
     def close(self):
         self._pyav.close()
-        self._decord = None
+        self._decord = self._decord_first = None
         DECODER_LOG.release(self._messages)
 
     def __enter__(self):
@@ -630,7 +633,12 @@ class VideoReader:
             try:
                 for i in range(0, len(idx), chunk):
                     part = idx[i : i + chunk]
-                    frames = self._decord.get_batch(part.tolist()).asnumpy()
+                    first, self._decord_first = self._decord_first, None
+                    if i == 0 and part[0] == 0 and first is not None:
+                        rest = self._decord.get_batch(part[1:].tolist()).asnumpy() if len(part) > 1 else first[:0]
+                        frames = np.concatenate([first, rest])
+                    else:
+                        frames = self._decord.get_batch(part.tolist()).asnumpy()
                     report.frames += len(part)
                     yield frames, self._decord_times[part]
                     emitted = self._decord_times[part[-1]]

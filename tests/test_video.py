@@ -84,3 +84,15 @@ def test_find_videos_expands_folders_and_lists(tmp_path, videos_dir):
     listing.write_text(f"# two clips\n{videos_dir / 'box.mp4'}\n{videos_dir / 'cup.mp4'}\n")
     assert [rel.name for _, rel in find_videos([listing])] == ["box.mp4", "cup.mp4"]
     assert len(find_videos([videos_dir])) == len(CLIPS)
+
+
+def test_decord_validation_frame_is_handed_out_as_frame_zero(videos_dir):
+    """The frame decord decodes to validate a video is the first read's frame 0 (so decord need not seek
+    back to it): the same pixels as decoding it again, and only the first read gets it."""
+    sampling = Sampling(fps=2.0)
+    with VideoReader(videos_dir / "bikes.mp4", size=224) as reader:
+        assert reader.info.backend == "decord" and reader._decord_first is not None
+        reused = np.concatenate([f for f, _ in reader.iter_chunks(sampling, chunk=7)])
+        assert reader._decord_first is None
+        again = np.concatenate([f for f, _ in reader.iter_chunks(sampling, chunk=7)])
+    assert reused.shape == again.shape and np.array_equal(reused, again)
