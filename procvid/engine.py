@@ -39,6 +39,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Iterator
 
+from procvid import threads
 from procvid.errors import ProcvidError, VideoError
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,8 @@ class LocalEngine:
             finally:
                 ready.put((None, exited, None))
 
-        threads = [threading.Thread(target=producer, daemon=True) for _ in range(self.workers)]
-        for t in threads:
+        producers = [threading.Thread(target=producer, daemon=True) for _ in range(self.workers)]
+        for t in producers:
             t.start()
         outputs: dict[int, list] = defaultdict(list)
         auxes: dict[int, list] = defaultdict(list)
@@ -167,7 +168,7 @@ class LocalEngine:
             for j in dict.fromkeys(owners):
                 yield from complete(j)
 
-        left = len(threads)
+        left = len(producers)
         try:
             while left:
                 j, rows, aux = ready.get()
@@ -279,16 +280,11 @@ NO_IDLE_CORES = ("ray: the driver keeps this machine's cores busy and the cluste
                  "would only take cores from it, so the driver does the work")
 
 
-def _machine_cores() -> int:
-    """The cores this process may run on (its affinity, which containers and taskset narrow)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _idle_cores(cpu_seconds: float, wall_seconds: float, cores: int | None = None) -> int:
     """Cores of this machine the driver left idle while it used `cpu_seconds` of CPU in `wall_seconds`:
     a core counts when at least 3/4 of it was idle (measurements on busy machines are noisy)."""
     busy = cpu_seconds / max(1e-6, wall_seconds)
-    return max(0, int((cores or _machine_cores()) - busy + 0.25))
+    return max(0, int((cores or threads.machine_cores()) - busy + 0.25))
 
 
 def _this_node_only(ray) -> bool:
@@ -345,7 +341,7 @@ class RayEngine:
         and its actors takes seconds (a fresh instance 7-13 s, each actor imports torch and builds its
         model), time in which the driver would otherwise wait. Yield each group's outcomes as it completes.
         local(state, error, indices) -> (index, value, error) per index: the same work in this process."""
-        todo = self._groups(len(items), self.actors or max(1, (os.cpu_count() or 1)))[::-1]
+        todo = self._groups(len(items), self.actors or threads.machine_cores())[::-1]
         lock = threading.Lock()
         driver_on = os.environ.get("PROCVID_RAY_DRIVER", "1") != "0"  # 0: all work to the actors (a small head node)
         driven: list[tuple[float, float]] = []  # (wall clock, this process's CPU time) at each driver item
@@ -408,7 +404,7 @@ class RayEngine:
                 block = False
 
         idle = {"cores": None, "at": 0}  # this machine's cores the driver leaves idle; at how many driver items
-        said = set()  # log lines already given
+        said = []  # NO_IDLE_CORES logged already (once per map)
 
         def actors_pay() -> bool:
             """Whether the driver alone would need longer than actors_after (and a fresh instance's start)
@@ -430,14 +426,14 @@ class RayEngine:
                 return False
             idle["cores"], idle["at"] = _idle_cores(cpu1 - cpu0, t1 - t0), n
             if fresh and not idle["cores"]:
-                say(NO_IDLE_CORES)
+                say_no_idle_cores()
                 return False
             return True
 
-        def say(line: str):
-            if line not in said:
-                said.add(line)
-                log.info(line)
+        def say_no_idle_cores():
+            if not said:
+                said.append(True)
+                log.info(NO_IDLE_CORES)
 
         def submit(actor):
             group = take()
@@ -461,7 +457,7 @@ class RayEngine:
                         count = 0
                     if not count:
                         if not driver_alone:
-                            say(NO_IDLE_CORES)
+                            say_no_idle_cores()
                         continue
                     worker = ray.remote(num_cpus=1, num_gpus=1 if gpus else 0)(_RayWorker)
                     actors = [worker.remote(setup, 2 if gpus else 1) for _ in range(min(count, len(todo)))]

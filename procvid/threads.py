@@ -26,8 +26,13 @@ def torch_threads(n: int | None):
         torch.set_num_threads(before)
 
 
+def machine_cores() -> int:
+    """The cores this process may run on (its affinity, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def encode_threads(workers: int, cpus: int | None = None) -> int:
     """torch's CPU threads while `workers` threads decode ahead: the cores they leave (at least one).
     On 2 cores a second torch thread only fights the decoders: every encoder measured ran as fast or
     faster with one (the same vectors either way: fixed-size passes)."""
-    return max(1, (cpus or os.cpu_count() or 1) - workers)
+    return max(1, (cpus or machine_cores()) - workers)

@@ -631,14 +631,14 @@ class VideoReader:
             # PyAV reads it: the count check); decoding errors raise and PyAV takes over
             report._index(self._decord_times, float(self._decord_frame_ends[-1]))
             try:
+                first, self._decord_first = self._decord_first, None
+                if first is not None and len(idx) and idx[0] == 0:  # a chunk of its own: no copy to join it
+                    report.frames += 1
+                    yield first, self._decord_times[:1]
+                    emitted, idx = self._decord_times[0], idx[1:]
                 for i in range(0, len(idx), chunk):
                     part = idx[i : i + chunk]
-                    first, self._decord_first = self._decord_first, None
-                    if i == 0 and part[0] == 0 and first is not None:
-                        rest = self._decord.get_batch(part[1:].tolist()).asnumpy() if len(part) > 1 else first[:0]
-                        frames = np.concatenate([first, rest])
-                    else:
-                        frames = self._decord.get_batch(part.tolist()).asnumpy()
+                    frames = self._decord.get_batch(part.tolist()).asnumpy()
                     report.frames += len(part)
                     yield frames, self._decord_times[part]
                     emitted = self._decord_times[part[-1]]

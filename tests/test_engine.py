@@ -170,7 +170,7 @@ def test_ray_driver_works_while_the_actors_start_and_beside_them(ray_started, mo
 
     import procvid.engine as engine_module
 
-    monkeypatch.setattr(engine_module, "_machine_cores", lambda: 4)  # cores to spare whatever runs this test
+    monkeypatch.setattr(engine_module.threads, "machine_cores", lambda: 4)  # cores to spare whatever runs this test
     engine = RayEngine(actors_after=0.0)  # actors once the driver has done a group, however little is left
     results = by_item(engine.map(slow_square, range(60), setup))
     assert sorted(results) == list(range(60))
@@ -190,7 +190,7 @@ def test_ray_actors_on_the_drivers_only_machine_get_only_its_idle_cores(ray_star
 
     from helpers import busy
 
-    monkeypatch.setattr(engine_module, "_machine_cores", lambda: 1)
+    monkeypatch.setattr(engine_module.threads, "machine_cores", lambda: 1)
 
     engine = RayEngine(actors_after=0.0)
     with caplog.at_level(logging.INFO, logger="procvid.engine"):

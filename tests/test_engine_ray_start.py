@@ -29,7 +29,7 @@ def test_idle_cores_counts_the_cores_the_driver_leaves_three_quarters_idle():
     assert engine_module._idle_cores(0.1, 1.0, cores=4) == 4
     assert engine_module._idle_cores(0.5, 1.0, cores=4) == 3
     assert engine_module._idle_cores(3.0, 1.0, cores=2) == 0
-    assert 1 <= engine_module._machine_cores()
+    assert 1 <= engine_module.threads.machine_cores()
 
 
 def test_ray_start_cost_counts_a_fresh_instance_only(no_ray_running, monkeypatch):
@@ -41,7 +41,7 @@ def test_ray_start_cost_counts_a_fresh_instance_only(no_ray_running, monkeypatch
 def test_no_fresh_ray_for_work_the_driver_finishes_before_ray_would_start(no_ray_running, monkeypatch):
     """Actors would pay at once (actors_after=0) but for a fresh instance's start-up: under a second
     of work is left, so the driver does it all and Ray is never initialised."""
-    monkeypatch.setattr(engine_module, "_machine_cores", lambda: 8)  # idle cores: only the cost decides
+    monkeypatch.setattr(engine_module.threads, "machine_cores", lambda: 8)  # idle cores: only the cost decides
 
     def nap(state, x):
         time.sleep(0.01)
@@ -58,7 +58,7 @@ def test_a_fresh_ray_instance_is_not_started_when_the_driver_keeps_the_cores_bus
     """A fresh instance runs on this machine: with no core left idle by the driver its actors would only
     take cores from it, however much work is left."""
     monkeypatch.setattr(engine_module, "_ray_start_cost", lambda: 1e-3)  # fresh, and starting it costs nothing
-    monkeypatch.setattr(engine_module, "_machine_cores", lambda: 1)
+    monkeypatch.setattr(engine_module.threads, "machine_cores", lambda: 1)
     engine = RayEngine(actors_after=0.0)
     with caplog.at_level(logging.INFO, logger="procvid.engine"):
         results = {x: v for x, v, _ in engine.map(busy, range(30), None)}

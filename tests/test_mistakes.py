@@ -413,3 +413,12 @@ def test_cross_validation_without_two_videos_of_any_task_is_one_line():
 
     with pytest.raises(ProcvidError, match="at least two mistake-free training videos"):
         cross_validate(PreconditionDetector, [("a", [1, 2, 3]), ("b", [4, 5])], {"a": [1, 2, 3], "b": [4, 5]})
+
+
+def test_settings_given_from_python_are_range_checked_too():
+    from procvid.errors import ProcvidError
+    from procvid.mistakes.base import resolve_settings
+    from procvid.mistakes.precondition import PreconditionDetector
+
+    with pytest.raises(ProcvidError, match="below its minimum 1"):
+        resolve_settings(PreconditionDetector, {"violations": 0}, fit=False)

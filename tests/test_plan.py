@@ -194,3 +194,11 @@ def test_label_level_benchmark_on_niv(capsys):
     sr, acc, iou = results[3]["graph script"]
     assert 0 < sr <= acc <= 100 and acc >= 100 * 2 / 3  # first and last step are given
     assert "niv: label level" in capsys.readouterr().out
+
+
+def test_set_weight_without_a_state_head_is_one_line():
+    from procvid.errors import ProcvidError
+    from procvid.train.planner import PlannerModule
+
+    with pytest.raises(ProcvidError, match="set_weight needs model.state_weight"):
+        PlannerModule(set_weight=1.0, state_weight=0.0)

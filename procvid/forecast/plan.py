@@ -472,7 +472,9 @@ class ProcedurePlanner:
         weighted set evidence of the state head's done probabilities and transitions, module docstring)."""
         self._check(horizon, task)
         steps, tasks = self.predict(start, goal, horizon)
-        done = self.predict_done(np.stack([start, goal])) if self.set_weight else None
+        # the set evidence only scores graph decoding: no state head pass for "free"
+        graph = (decode or self.decode) == "graph"
+        done = self.predict_done(np.stack([start, goal])) if self.set_weight and graph else None
         return self.decode_learned(steps[0], tasks[0], task, top, decode, done)
 
     def decode_learned(self, steps: np.ndarray, tasks: np.ndarray, task: str | None = None, top: int = 1,

@@ -128,6 +128,8 @@ def resolve_settings(cls, given: dict, fit: bool) -> dict:
             if setting.choices and value not in setting.choices:
                 raise ProcvidError(f"setting {name} of {cls.NAME!r} is one of {', '.join(map(str, setting.choices))},"
                                    f" not {value!r}")
+            if setting.minimum is not None and value < setting.minimum:
+                raise ProcvidError(f"setting {name}: {value} is below its minimum {setting.minimum:g}")
             out[name] = value
     return out
 
@@ -154,10 +156,7 @@ def parse_setting(cls, text: str) -> tuple[str, object]:
     except ValueError:
         kind = {bool: "true/false value", int: "whole number", float: "number"}.get(type(default), "text")
         raise ProcvidError(f"setting {name}: {raw!r} is not a {kind}") from None
-    minimum = cls.SETTINGS[name].minimum
-    if minimum is not None and value < minimum:
-        raise ProcvidError(f"setting {name}: {raw} is below its minimum {minimum:g}")
-    resolve_settings(cls, {name: value}, fit=cls.SETTINGS[name].fit)  # choices
+    resolve_settings(cls, {name: value}, fit=cls.SETTINGS[name].fit)  # choices, minimum
     return name, value
 
 

@@ -204,11 +204,11 @@ def segment_batch(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, d
     header = _header(detector, num_segments)
     manifest = Manifest(out_dir)
     # features in shards: go through them shard by shard (each read once for the stamps below)
-    items.sort(key=lambda it: (str(split_ref(it.features)[0]), split_ref(it.features)[1])
-               if split_ref(it.features) else ("", str(it.rel)))
+    refs = {id(it): split_ref(it.features) for it in items}  # split_ref looks at the file system: once each
+    items.sort(key=lambda it: (str(refs[id(it)][0]), refs[id(it)][1]) if refs[id(it)] else ("", str(it.rel)))
     store = None
     if layout == "shards":  # as many shards as the features have: then their shards are read in order too
-        first = next((split_ref(it.features) for it in items if split_ref(it.features)), None)
+        first = next((ref for ref in refs.values() if ref), None)
         store = ShardStore(out_dir, STORE, expected=len(items),
                            count=ShardStore(first[0].parent, features.STORE).count if first else None)
     todo = []

@@ -166,6 +166,8 @@ class PlannerModule(L.LightningModule):
                  state_weight: float = 0.0, set_weight: float = 0.0, transition_weight: float = 0.0,
                  num_threads: int | None = 1, export_dir: str | None = None):
         super().__init__()
+        if set_weight and not state_weight:  # the set evidence comes from the state head, trained only then
+            raise ProcvidError("model.set_weight needs model.state_weight > 0 (the state head it scores with)")
         self.save_hyperparameters()
         self.net = None
 
