@@ -267,3 +267,19 @@ def test_ground_without_encoder_spec_asks_for_one(reuse_encoder, tmp_path):
                  str(tmp_path / "o"), "--no-progress"]) == 1
     reason = json.loads((tmp_path / "o" / "failures.jsonl").read_text().splitlines()[0])["reason"]
     assert reason.endswith("the features do not say which encoder made them; pass --encoder")
+
+
+def test_frame_units_recover_a_short_step_that_a_segment_merged():
+    """Frames as units (tools/bench_mistake.py part c, units "frames"): a step the segmenter merged into
+    its neighbour's segment is still labelled; with the merged segment only one of the two survives."""
+    rng = np.random.default_rng(2)
+    texts = rng.normal(size=(4, 32))
+    texts /= np.linalg.norm(texts, axis=1, keepdims=True)
+    X, t = video([0, 1, 2, 3], texts, frames_per_step=4, gap=2)  # step k at frames 6k+2 .. 6k+6
+    ids = [10, 20, 30, 40]
+    merged = [(0, 6), (6, 16), (18, 24)]  # steps 20 and 30 (with the gap between) in one segment
+    on_segments = ground_video(X, t, texts, ids, units=merged, order="any")
+    assert on_segments.path in ([10, 20, 40], [10, 30, 40])
+    on_frames = ground_video(X, t, texts, ids, order="any", step_cost=1.0)
+    assert on_frames.path == [10, 20, 30, 40]
+    assert [s[1:3] for s in on_frames.spans] == [(2, 6), (8, 12), (14, 18), (20, 24)]

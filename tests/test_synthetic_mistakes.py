@@ -162,3 +162,50 @@ def test_bad_mistake_options_are_user_errors(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
     with pytest.raises(ProcvidError):
         syn.generate_world(tmp_path / "y", num_videos=1, mistakes=-0.1)
+
+
+# ---------------------------------------------------------------------------- tools/bench_mistake.py part (c)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    from helpers import load_tool
+
+    return load_tool("bench_mistake")
+
+
+def test_bench_scores_grounded_steps_against_the_true_ones_up_to_the_mistake(bench):
+    from procvid.data.procedures import StepSegment, VideoAnnotation
+
+    v = VideoAnnotation("tea_0001", "tea", [StepSegment(1, 0, 4), StepSegment(3, 5, 8),
+                                            StepSegment(2, 9, 12, ("Order Error",)), StepSegment(4, 13, 16)],
+                        meta={"mistake": "order"})
+    # the true path: cut after the mistake (index 2), the flags of the steps before it kept
+    assert bench.synth_items(v, [0, 1, 1, 1]) == ([0, 0, 1], [0, 1, 1], [None, None, "order"])
+    # grounded: step 1 found, step 3 missed, step 2 matched by overlap, a grounded 4 before the cut matches no
+    # true step (a correct step, its flag a false alarm), the one after the cut is not scored
+    spans = [(1, 0.5, 4.5), (4, 5.0, 7.0), (2, 8.5, 12.5), (4, 13.0, 16.0)]
+    labels, flags, kinds = bench.synth_items(v, [0, 1, 1, 0], spans)
+    assert labels == [0, 0, 1, 0] and flags == [0, 0, 1, 1] and kinds == [None, None, "order", None]
+    clean = VideoAnnotation("tea_0002", "tea", [StepSegment(1, 0, 4), StepSegment(2, 5, 8)], meta={"mistake": "none"})
+    # a grounded 2 where step 1 happened overlaps no true 2: the true 2 counts as missed (not flagged)
+    assert bench.synth_items(clean, [1, 0], [(2, 0.0, 3.0), (1, 1.0, 4.0)]) == ([0, 0, 0], [0, 0, 1], [None] * 3)
+
+
+def test_bench_grounding_grid_folders_and_inputs(bench, tmp_path):
+    from procvid.data.procedures import StepSegment, VideoAnnotation
+
+    folders = {bench.synth_steps_folder("w", g) for g in bench.GROUND_GRID}
+    assert len(folders) == len(bench.GROUND_GRID)  # every setting its own outputs
+    assert bench.synth_steps_folder("w", ("segments", "any", 80.0, 0.0, None)) == "w_steps_any_d80_c0"  # as before
+    assert bench.synth_steps_folder("w", ("frames", "any", 80.0, 1.0, 0.5)) == "w_steps_frames_any_d80_c1_r0.5"
+
+    class World:
+        videos = [VideoAnnotation("tea_0001", "tea", [StepSegment(1, 0, 4)])]
+
+    seg, = bench.synth_inputs(World, "segments", tmp_path / "s", tmp_path / "f")
+    frames, = bench.synth_inputs(World, "frames", tmp_path / "s", tmp_path / "f")
+    assert (seg.stem, seg.source, seg.task) == ("tea_0001", tmp_path / "s" / "tea_0001.segments.json", "tea")
+    assert frames.source == tmp_path / "f" / "tea_0001.json"  # the feature sidecar: every frame a unit
+    with pytest.raises(ValueError):
+        bench.synth_inputs(World, "clips", tmp_path / "s", tmp_path / "f")

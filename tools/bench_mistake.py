@@ -27,22 +27,24 @@
     reference row (not learned).
 (c) The synthetic world with mistakes (procvid synth --mistakes 0.5: per video, with probability 0.5, a
     step before its preconditions, a required step skipped, or a step repeated), from video: video ->
-    features (shipped `video` encoder, 2 fps) -> segments (sbd) -> grounded steps (ground_batch) -> online
-    detection against graph scripts learned from the annotated step paths of 240 mistake-free training
-    videos (world seed 11; annotations only, so plan_video gives them without rendering). Worlds: tuning
-    seed 13 (every choice below is made there), held-out seed 14 (scored once), 60 videos each.
+    features (shipped `video` encoder, 2 fps) -> units (sbd segments, or every feature frame) -> grounded
+    steps (ground_batch) -> online detection against graph scripts learned from the annotated step paths of
+    240 mistake-free training videos (world seed 11; annotations only, so plan_video gives them without
+    rendering). Worlds: tuning seed 13 (every choice below is made there); held-out seed 15 (scored once,
+    with the choice that added frame units); seed 14, the held-out world of the first choices (segments
+    only), printed beside it. 60 videos each.
     Scoring as Assembly101-O: per step, pooled, Avg F1 = mean of correct-F1 and mistake-F1; each video
     is scored up to and including its mistake (the rest is cut, as Assembly101-O cuts after the first
     mistake); mistake-free videos are scored whole. From video, each true step takes the flag of the
     grounded step of the same id that overlaps it most (not flagged when grounding missed it), and
     grounded steps matching no true step before the cut count as correct steps (a flag there is a
-    false alarm). Chosen on the tuning world by Avg F1 from video: the grounding order (any or linear;
-    graph order would hide the deviations), drop percentile, step cost and repeat marking (GROUND_GRID:
-    each step once, or procvid.ground.mark_repeats at a margin in REPEAT_MARGINS, so a repeated step
-    can reach the detector), and the detector with its settings (the CV grids of precondition and
-    probability as they were when (c) was tuned: violations=1, last=1, thresholds from 0.001). The
-    true step paths give the upper reference row. `--tune` prints the tuning world's best Avg F1 per
-    repeat margin and the choice, without reading the held-out world.
+    false alarm). Chosen on the tuning world by Avg F1 from video: the units, grounding order (any or
+    linear; graph order would hide the deviations), drop percentile, step cost and repeat marking
+    (GROUND_GRID: each step once, or procvid.ground.mark_repeats at a margin in REPEAT_MARGINS, so a
+    repeated step can reach the detector), and the detector with its settings (the CV grids of
+    precondition and probability as they were when (c) was first tuned: violations=1, last=1, thresholds
+    from 0.001). The true step paths give the upper reference row. `--tune` prints the tuning world's best
+    Avg F1 per units and repeat margin and the choice, without reading a held-out world.
 
     python tools/bench_mistake.py [--no-tgml] [--part a|b|c] [--tune]
 """
@@ -236,17 +238,22 @@ def print_cc4d(dataset) -> None:
 
 # ---------------------------------------------------------------------------- (c) synthetic, from video
 
-# (folder, seed): every choice is made on "tune"; "heldout" is scored once with what was chosen
+# (folder, seed): every choice is made on "tune"; "heldout" is scored once with what was chosen. "heldout14" was
+# the held-out world of the first choices (each step once, on segments), scored then; it is printed beside the
+# fresh one, no longer held out from the choices made since.
 SYNTH_WORLDS = {"tune": ("datasets/synth/mistakes_tune_seed13", 13),
-                "heldout": ("datasets/synth/mistakes_heldout_seed14", 14)}
+                "heldout": ("datasets/synth/mistakes_heldout_seed15", 15),
+                "heldout14": ("datasets/synth/mistakes_heldout_seed14", 14)}
 SYNTH_VIDEOS = 60
 SYNTH_P = 0.5  # probability of a mistake per video
 TRAIN_SEED, TRAIN_VIDEOS = 11, 240  # mistake-free training videos (annotated step paths)
-# grounding settings tried on the tuning world: (order, drop percentile, step cost, repeat margin: None = each
-# step once, else procvid.ground.mark_repeats)
+# grounding settings tried on the tuning world: (units, order, drop percentile, step cost, repeat margin: None =
+# each step once, else procvid.ground.mark_repeats). units: the SBD segments, or every feature frame (2 fps), so a
+# short step the segmenter merged with its neighbour can still be labelled on its own
+UNITS = ("segments", "frames")
 REPEAT_MARGINS = (None, 0.25, 0.5, 1.0, 1.5, 2.0)
-GROUND_GRID = [(order, drop, cost, repeat) for order in ("any", "linear") for drop in (50.0, 65.0, 80.0)
-               for cost in (0.0, 1.0) for repeat in REPEAT_MARGINS]
+GROUND_GRID = [(units, order, drop, cost, repeat) for units in UNITS for order in ("any", "linear")
+               for drop in (50.0, 65.0, 80.0) for cost in (0.0, 1.0) for repeat in REPEAT_MARGINS]
 TARGET_SYNTH = 70.0
 SYNTH_MIN_THRESHOLD = 0.001  # the probability thresholds part (c) searched (the CV grid's lowest then)
 PUBLISHED_PREDICTED = ("DO from predicted steps, A101-O (published)", 53.5)
@@ -265,6 +272,27 @@ def synth_training() -> tuple[dict, dict]:
     return sequences, {s.id: s.step_ids for s in specs}
 
 
+def synth_steps_folder(world, setting) -> str:
+    """Where one world's grounded steps with one grounding setting go (segment units keep the folder names
+    of the first version, so their outputs stay current)."""
+    units, order, drop, cost, repeat = setting
+    return (f"{world}_steps_" + ("" if units == "segments" else f"{units}_") + f"{order}_d{drop:g}_c{cost:g}"
+            + ("" if repeat is None else f"_r{repeat:g}"))
+
+
+def synth_inputs(dataset, units: str, segments, features) -> list:
+    """The ground stage's inputs of one world: each video's segments file, or its feature sidecar (every frame
+    a unit)."""
+    from pathlib import Path
+
+    from procvid.ground_files import GroundInput
+
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {UNITS}, not {units!r}")
+    folder, suffix = (Path(segments), ".segments.json") if units == "segments" else (Path(features), ".json")
+    return [GroundInput(v.video_id, folder / f"{v.video_id}{suffix}", v.task_id) for v in dataset.videos]
+
+
 def synth_prepare(world, seed: int, grounding=GROUND_GRID) -> tuple:
     """Generate (if missing), embed, segment and ground one world with each grounding setting;
     (dataset, {setting: {stem: steps doc}}, seconds)."""
@@ -274,7 +302,7 @@ def synth_prepare(world, seed: int, grounding=GROUND_GRID) -> tuple:
     from procvid.data.synthetic import ensure_world
     from procvid.embedding import embed_videos
     from procvid.encoders import load_encoder
-    from procvid.ground_files import GroundInput, ground_batch
+    from procvid.ground_files import ground_batch
     from procvid.segment import get_detector
     from procvid.segment.batch import segment_batch
     from procvid.video import Sampling, find_videos
@@ -287,15 +315,15 @@ def synth_prepare(world, seed: int, grounding=GROUND_GRID) -> tuple:
     embed_videos(find_videos([world / "videos"]), features, encoder, Sampling(fps=2.0), progress=False)
     segment_batch([features], segments, get_detector("sbd"), encoder="video", keyframes=None, progress=False)
     dataset = load_dataset(world)
-    inputs = [GroundInput(v.video_id, segments / f"{v.video_id}.segments.json", v.task_id) for v in dataset.videos]
     grounded = {}
-    for order, drop, cost, repeat in grounding:
-        folder = f"{world}_steps_{order}_d{drop:g}_c{cost:g}" + ("" if repeat is None else f"_r{repeat:g}")
-        docs, summary = ground_batch(inputs, Path(folder), dataset.tasks, {}, encoder, order, drop_percentile=drop,
-                                     step_cost=cost, progress=False, repeat_margin=repeat)
+    for setting in grounding:
+        units, order, drop, cost, repeat = setting
+        docs, summary = ground_batch(synth_inputs(dataset, units, segments, features),
+                                     Path(synth_steps_folder(world, setting)), dataset.tasks, {}, encoder, order,
+                                     drop_percentile=drop, step_cost=cost, progress=False, repeat_margin=repeat)
         if summary.failed:
             raise SystemExit(f"grounding failed for {summary.failed} videos of {world}")
-        grounded[(order, drop, cost, repeat)] = docs
+        grounded[setting] = docs
     return dataset, grounded, time.perf_counter() - started
 
 
@@ -384,9 +412,16 @@ def synth_detectors(sequences, steps, candidates):
 
 
 def _grounding(g) -> str:
-    order, drop, cost, repeat = g
-    return (f"grounding order {order}, drop percentile {drop:g}, step cost {cost:g}, "
+    units, order, drop, cost, repeat = g
+    return (f"grounding {units}, order {order}, drop percentile {drop:g}, step cost {cost:g}, "
             + ("each step once" if repeat is None else f"repeats marked at margin {repeat:g}"))
+
+
+def _synth_row(label: str, s: dict) -> None:
+    c, m = s["correct"], s["mistake"]
+    per_kind = ", ".join(f"{k} {hit}/{total}" for k, (hit, total) in s["kinds"].items())
+    print(f"{label:44} | {_pct(s['avg_f1']):>6} | {_pct(c['precision']):>9} {_pct(c['recall'])} {_pct(c['f1'])} | "
+          f"{_pct(m['precision']):>9} {_pct(m['recall'])} {_pct(m['f1'])} | {per_kind}")
 
 
 def print_synthetic(tune_only: bool = False) -> None:
@@ -399,44 +434,46 @@ def print_synthetic(tune_only: bool = False) -> None:
     table = [(synth_score(tune, det, tune_grounded[g])["avg_f1"], -k, -i, g, i)
              for k, g in enumerate(GROUND_GRID) for i, det in enumerate(detectors)]
     best_f1, _, _, chosen, best = max(table)
-    if tune_only:  # the tuning world alone: best Avg F1 per repeat margin, the held-out world untouched
-        print(f"(c) tuning world seed {SYNTH_WORLDS['tune'][1]}, best Avg F1 from video per repeat margin:")
-        for repeat in REPEAT_MARGINS:
-            f1, _, _, g, i = max(r for r in table if r[3][3] == repeat)
-            kinds = synth_score(tune, detectors[i], tune_grounded[g])["kinds"]
-            print(f"  {'once' if repeat is None else repeat:>5}: {100 * f1:.1f} ({_grounding(g)}; {candidates[i][0]} "
-                  + ", ".join(f"{k}={v}" for k, v in candidates[i][1].items()) + "; caught "
-                  + ", ".join(f"{k} {hit}/{total}" for k, (hit, total) in kinds.items()) + ")")
+    if tune_only:  # the tuning world alone: best Avg F1 per units and repeat margin, the held-out worlds untouched
+        print(f"(c) tuning world seed {SYNTH_WORLDS['tune'][1]}, best Avg F1 from video per units and repeat margin:")
+        for units in UNITS:
+            for repeat in REPEAT_MARGINS:
+                f1, _, _, g, i = max(r for r in table if r[3][0] == units and r[3][4] == repeat)
+                s = synth_score(tune, detectors[i], tune_grounded[g])
+                print(f"  {units:8} {'once' if repeat is None else repeat:>5}: {100 * f1:.1f} (mistake P/R "
+                      f"{100 * s['mistake']['precision']:.0f}/{100 * s['mistake']['recall']:.0f}; {_grounding(g)}; "
+                      f"{candidates[i][0]} " + ", ".join(f"{k}={v}" for k, v in candidates[i][1].items())
+                      + "; caught " + ", ".join(f"{k} {hit}/{total}" for k, (hit, total) in s["kinds"].items()) + ")")
         print(f"  chosen: {_grounding(chosen)}; preparing the tuning world {tune_s:.0f} s")
         return
     (name, settings), detector = candidates[best], detectors[best]
-    test, test_grounded, test_s = synth_prepare(*SYNTH_WORLDS["heldout"], grounding=[chosen])
-    kinds = ", ".join(f"{k} {sum(1 for v in test.videos if v.meta.get('mistake') == k)}"
-                      for k in ("order", "skip", "repeat"))
-    print(f"(c) synthetic world with mistakes, from video: held-out world seed {SYNTH_WORLDS['heldout'][1]} "
-          f"({len(test.videos)} videos; mistakes: {kinds}); tuning world seed {SYNTH_WORLDS['tune'][1]}; graphs "
-          f"from {TRAIN_VIDEOS} mistake-free training paths (seed {TRAIN_SEED}); scores in %")
+    print(f"(c) synthetic world with mistakes, from video: tuning world seed {SYNTH_WORLDS['tune'][1]}; graphs from "
+          f"{TRAIN_VIDEOS} mistake-free training paths (seed {TRAIN_SEED}); scores in %")
     print(f"  chosen on the tuning world ({len(detectors)} detector settings x {len(GROUND_GRID)} grounding settings, "
           f"Avg F1 from video {100 * best_f1:.1f}): {_grounding(chosen)}; {name} "
           + ", ".join(f"{k}={v}" for k, v in settings.items()))
-    print(f"{'held-out rows':44} | {'Avg F1':>6} | {'correct P':>9} {'R':>5} {'F1':>5} | {'mistake P':>9} {'R':>5} "
+    print(f"{'rows':44} | {'Avg F1':>6} | {'correct P':>9} {'R':>5} {'F1':>5} | {'mistake P':>9} {'R':>5} "
           f"{'F1':>5} | recall per kind")
-    rows = [("from video (grounded steps)", synth_score(test, detector, test_grounded[chosen])),
-            ("from the true step paths (reference)", synth_score(test, detector, None))]
-    labels = sum(1 for v in test.videos for _ in range(_cut(v)))
-    for label, s in rows:
-        c, m = s["correct"], s["mistake"]
-        per_kind = ", ".join(f"{k} {hit}/{total}" for k, (hit, total) in s["kinds"].items())
-        print(f"{label:44} | {_pct(s['avg_f1']):>6} | {_pct(c['precision']):>9} {_pct(c['recall'])} {_pct(c['f1'])} | "
-              f"{_pct(m['precision']):>9} {_pct(m['recall'])} {_pct(m['f1'])} | {per_kind}")
+    timings, fresh = [], None
+    for key, note in (("heldout", "held out, scored once"), ("heldout14", "scored before for the first choices")):
+        test, test_grounded, test_s = synth_prepare(*SYNTH_WORLDS[key], grounding=[chosen])
+        timings.append(f"seed {SYNTH_WORLDS[key][1]} {test_s:.0f} s")
+        kinds = ", ".join(f"{k} {sum(1 for v in test.videos if v.meta.get('mistake') == k)}"
+                          for k in ("order", "skip", "repeat"))
+        labels = sum(1 for v in test.videos for _ in range(_cut(v)))
+        mistakes = sum(1 for v in test.videos if v.meta.get("mistake") != "none")
+        print(f"world seed {SYNTH_WORLDS[key][1]} ({note}; {len(test.videos)} videos, {labels} true steps scored, "
+              f"{mistakes} mistakes: {kinds})")
+        video = synth_score(test, detector, test_grounded[chosen])
+        _synth_row("  from video (grounded steps)", video)
+        _synth_row("  from the true step paths (reference)", synth_score(test, detector, None))
+        print(f"  from video also {video['steps'] - labels} grounded steps that match no true step")
+        fresh = fresh if fresh is not None else 100 * video["avg_f1"]
     print(f"{PUBLISHED_PREDICTED[0]:44} | {PUBLISHED_PREDICTED[1]:6.1f} |")
-    print(f"  {labels} true steps scored ({sum(1 for v in test.videos if v.meta.get('mistake') != 'none')} "
-          f"mistakes); from video also {rows[0][1]['steps'] - labels} grounded steps that match no true step")
-    avg = 100 * rows[0][1]["avg_f1"]
-    print(f"target Avg F1 >= {TARGET_SYNTH:.0f} from video: {avg:.1f}: "
-          + ("met" if avg >= TARGET_SYNTH else f"missed by {TARGET_SYNTH - avg:.1f}"))
+    print(f"target Avg F1 >= {TARGET_SYNTH:.0f} from video, held-out world seed {SYNTH_WORLDS['heldout'][1]}: "
+          f"{fresh:.1f}: " + ("met" if fresh >= TARGET_SYNTH else f"missed by {TARGET_SYNTH - fresh:.1f}"))
     print(f"  preparing the worlds (generate if missing, embed, segment, ground): tuning {tune_s:.0f} s, "
-          f"held-out {test_s:.0f} s")
+          + ", ".join(timings))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -447,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tgml", action="store_true", help="skip the TGML graph row of (a) (about 15 s)")
     parser.add_argument("--part", choices=["a", "b", "c"], help="only one part (default: all)")
     parser.add_argument("--tune", action="store_true", help="part c on the tuning world only (the choices, per "
-                                                            "repeat margin); the held-out world is not read")
+                                                            "units and repeat margin); no held-out world is read")
     args = parser.parse_args(argv)
     if args.tune:
         args.part = "c"
