@@ -21,7 +21,7 @@ from procvid.outputs import digest, stamp
 from procvid.shards import StageDocs
 from procvid import features
 from procvid.features import feature_sidecars
-from procvid.segment.files import is_segments, read_segments_file, segments_entries, stem_of
+from procvid.segment.files import is_segments, name_of, read_segments_file, segments_entries, stem_of
 from procvid.shards import has_shards
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def task_of(stem: str, task: str | None, tasks: dict) -> str:
         return task
     if len(tasks) == 1:
         return next(iter(tasks))
-    prefix = stem.split("_", 1)[0]
+    prefix = name_of(stem).split("_", 1)[0]
     if prefix in tasks:
         return prefix
     raise ProcvidError(f"{stem}: cannot tell its task from the name; pass --task")
@@ -139,6 +139,7 @@ def collect_ground_inputs(inputs: list[str]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for arg in inputs:
         p = Path(arg)
+        root = p if p.is_dir() else None  # a folder's sub-folders stay in the stems (and the outputs)
         if p.is_dir():
             files = segments_entries(p) or (feature_sidecars(p) if has_shards(p, features.STORE) else sorted(
                 f for f in p.rglob("*.json") if f.with_suffix(".safetensors").exists()))
@@ -149,7 +150,7 @@ def collect_ground_inputs(inputs: list[str]) -> dict[str, Path]:
         for f in files:
             if is_segments(f):
                 read_segments_file(f)  # a damaged file is named now, before its task is looked up
-            stem = stem_of(f)
+            stem = stem_of(f, root)
             if found.get(stem, f) != f:
                 raise ProcvidError(f"two inputs are named {stem}: {found[stem]} and {f}")
             found[stem] = f

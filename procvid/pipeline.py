@@ -153,7 +153,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     from procvid.report.timeline import draw_timelines, pick_timelines
     from procvid.segment import get_detector
     from procvid.segment.batch import collect_inputs, segment_batch
-    from procvid.segment.files import load_segmented
+    from procvid.segment.files import load_segmented, name_of
     from procvid.shards import ShardStore, choose_layout
     from procvid.video import Sampling
 
@@ -195,8 +195,8 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
         skipped.append(("steps not named (discovered steps and their graph scripts instead)",
                         "no task steps were given", "--steps tasks.json (or --annotations DATASET)"))
         discovered, undiscovered = discover_batch(
-            [DiscoverInput(v.stem, v.segments, v.stem.split("_", 1)[0] if "_" in v.stem else "videos", v)
-             for v in videos], out / "discover", progress=progress)
+            [DiscoverInput(v.stem, v.segments, _name_prefix(name_of(v.stem)), v) for v in videos], out / "discover",
+            progress=progress)
     elif not encoder.has_text:
         skipped.append(("steps not named", f"{encoder.id} has no text tower",
                         "--encoder ViT-B-32:/path/to/open_clip_pytorch_model.bin (a joint image-text model)"))
@@ -209,7 +209,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     sequences: dict[str, list] = {}
     for v in videos:
         if v.task in tasks:
-            path = annotated.get(v.stem) if dataset is not None else grounding.get(v.stem, {}).get("path")
+            path = annotated.get(name_of(v.stem)) if dataset is not None else grounding.get(v.stem, {}).get("path")
             if path:
                 sequences.setdefault(v.task, []).append(path)
     built = build_graphs(dict(sorted(sequences.items())), tasks, out / "graphs", config.graph_method,
@@ -265,6 +265,11 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                        warnings, mistakes, forecasts)
     _record_run(out, run_key, result)
     return result
+
+
+def _name_prefix(name: str) -> str:
+    """The task a video's name gives without labels: its `<task>_` prefix, else "videos"."""
+    return name.split("_", 1)[0] if "_" in name else "videos"
 
 
 def _ground_truth_dir(dataset) -> Path | None:

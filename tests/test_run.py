@@ -130,6 +130,29 @@ def test_steps_without_annotations_build_graphs_from_grounded_paths(world, run_o
     assert "grounded step paths" in page and "against ground truth" not in page
 
 
+def test_videos_of_the_same_name_in_sub_folders_stay_apart(world, tmp_path, capsys):
+    """Recordings kept as <recording>/<camera>.mp4 share file names: every stage keeps the sub-folder in
+    the video's stem, so neither overwrites the other (steps, mistakes, forecasts mirror the folders)."""
+    import shutil
+
+    first, second = sorted((world / "videos").glob("*.mp4"))[:2]
+    task = first.stem.split("_", 1)[0]
+    for folder, video in (("a", first), ("b", second)):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        shutil.copy(video, tmp_path / "in" / folder / "clip.mp4")
+    out = tmp_path / "o"
+    assert main(["run", str(tmp_path / "in"), "--steps", str(world / "tasks.json"), "--task", task, "--out", str(out),
+                 "--config", "synthetic", "--no-generate", "--no-progress"]) == 0
+    for stage, suffix in (("steps", ".steps.json"), ("mistakes", ".mistakes.json"), ("forecast", ".forecast.json")):
+        assert sorted(p.relative_to(out / stage).as_posix() for p in (out / stage).rglob("*" + suffix)) == \
+               [f"a/clip{suffix}", f"b/clip{suffix}"], stage
+    assert set(json.loads((out / "mistakes" / "predictions.json").read_text())) == {"a/clip", "b/clip"}
+    printed = capsys.readouterr().out
+    assert "a/clip [" in printed and "b/clip [" in printed  # a "what comes next" line each
+    steps = [json.loads((out / "steps" / f / "clip.steps.json").read_text()) for f in "ab"]
+    assert steps[0]["source"] != steps[1]["source"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--task", "tea"], "--task needs --steps"),
     (["--steps", "x.json", "--annotations", "y"], "not both"),

@@ -217,5 +217,8 @@ def test_keys_with_hash_signs_and_sub_folders(tmp_path, monkeypatch):
         assert split_ref(ref) == (tmp_path / "segments" / "segments-00000.parquet", key)
         assert read_row(ref)["doc"] == {"n": key}
         assert stem_of(Path(ref)) == Path(key).name
-    video = SegmentedVideo("vid #2", Path(store.ref("sub#1/vid #2")), {})
-    assert video.timeline == tmp_path / "segments" / "sub#1" / "vid #2.timeline.png"
+    for stem in ("vid #2", "sub#1/vid #2"):  # a stem with or without its sub-folders (stem_of with a root)
+        video = SegmentedVideo(stem, Path(store.ref("sub#1/vid #2")), {})
+        assert video.timeline == tmp_path / "segments" / "sub#1" / "vid #2.timeline.png"
+    assert stem_of(Path(store.ref("sub#1/vid #2")), tmp_path / "segments") == "sub#1/vid #2"
+    assert stem_of(tmp_path / "s" / "sub" / "x.segments.json", tmp_path / "s") == "sub/x"

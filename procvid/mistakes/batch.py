@@ -88,7 +88,7 @@ def write_docs(out_dir: Path, docs: dict, extra: dict, shards: int | None = None
     shards: the sequences' documents in that many Parquet shards instead (procvid.shards, store "mistakes")."""
     from procvid.graph.build import file_stem
 
-    stems = {name: file_stem(name) for name in docs}
+    stems = {name: "/".join(map(file_stem, name.split("/"))) for name in docs}  # sub-folders of stems mirrored
     if len(set(stems.values())) != len(stems):
         raise ProcvidError("two sequences share a file name once made file-name-safe")
     store = StageDocs(out_dir, "mistakes", SUFFIX, shards)

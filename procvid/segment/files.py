@@ -63,12 +63,26 @@ def output_paths(out_dir: Path, rel: Path) -> dict[str, Path]:
              ("keyframes", KEYFRAMES_SUFFIX))}
 
 
-def stem_of(path: Path) -> str:
-    """The video stem of a segments file (or of a shard row reference)."""
+def stem_of(path: Path, root: str | os.PathLike | None = None) -> str:
+    """The video stem of a segments file (or of a shard row reference). With `root`, the folder it was
+    found under, the stem keeps its sub-folders (``a/x`` for ``root/a/x.segments.json``, a shard row's
+    key as it is), so videos of the same name in different sub-folders stay apart in later stages."""
     split = split_ref(path)
     if split is not None:
-        return Path(split[1]).name
-    return path.name[: -len(SEGMENTS_SUFFIX)] if path.name.endswith(SEGMENTS_SUFFIX) else path.stem
+        return split[1] if root is not None else Path(split[1]).name
+    name = path.name[: -len(SEGMENTS_SUFFIX)] if path.name.endswith(SEGMENTS_SUFFIX) else path.stem
+    if root is None:
+        return name
+    try:
+        parent = Path(path).parent.relative_to(root)
+    except ValueError:
+        return name
+    return (parent / name).as_posix()
+
+
+def name_of(stem: str) -> str:
+    """A stem's video name without its sub-folders: what task prefixes, dataset ids and ground truth use."""
+    return stem.rsplit("/", 1)[-1]
 
 
 def is_segments(path: Path) -> bool:
@@ -191,16 +205,17 @@ class SegmentedVideo:
 
     @property
     def timeline(self) -> Path:
-        return self.folder / (self.stem + TIMELINE_SUFFIX)
+        return self.folder / (name_of(self.stem) + TIMELINE_SUFFIX)
 
 
 def load_segmented(folder: Path, task_of=None, truth: dict | None = None,
                    shards: bool | None = None) -> list[SegmentedVideo]:
-    """Every segments document under `folder` (segments_entries), with its task (``task_of(stem)``)
-    and ground truth."""
+    """Every segments document under `folder` (segments_entries), with its task (``task_of(name)``)
+    and ground truth (by name); stems keep sub-folders (stem_of with a root)."""
     videos = []
     for f in segments_entries(folder, shards):
-        stem = stem_of(f)
-        videos.append(SegmentedVideo(stem, f, read_segments_doc(f), task_of(stem) if task_of else None,
-                                     (truth or {}).get(stem)))
+        stem = stem_of(f, folder)
+        name = name_of(stem)
+        videos.append(SegmentedVideo(stem, f, read_segments_doc(f), task_of(name) if task_of else None,
+                                     (truth or {}).get(name)))
     return videos
