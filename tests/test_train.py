@@ -14,9 +14,14 @@ DEBUG_CFG = str(REPO_ROOT / "configs/trainer/debug.yaml")
 
 
 def test_clip_fast_dev_run(small_world, tmp_path):
+    """The debug preset's promise: no checkpoints or logs (the config's ModelCheckpoint with save_last
+    would otherwise still write one when training ends)."""
     main(["train", "clip", "--config", CLIP_CFG, "--config", DEBUG_CFG, f"--data.world={small_world}",
-          "--model.export_path", str(tmp_path / "w.safetensors"), "--data.batch_size", "32"])
+          "--model.export_path", str(tmp_path / "w.safetensors"), "--data.batch_size", "32",
+          "--trainer.callbacks+=ModelCheckpoint", f"--trainer.callbacks.dirpath={tmp_path / 'ckpt'}",
+          "--trainer.callbacks.save_last=true"])
     assert (tmp_path / "w.safetensors").exists()
+    assert not (tmp_path / "ckpt").exists()
 
 
 def test_print_config_resolves_overrides(capsys):

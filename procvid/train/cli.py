@@ -28,6 +28,10 @@ def train(model: str, argv: list[str]) -> None:
     cli = _one_line_errors(lambda: _CLI(module_cls, data_cls, args=argv, run=False, seed_everything_default=0,
                                         save_config_kwargs={"overwrite": True},
                                         parser_kwargs={"prog": f"procvid train {model}"}))
+    if cli.trainer.fast_dev_run:  # a smoke run keeps nothing: Lightning 2.6 still saves `save_last` at train end
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        cli.trainer.callbacks[:] = [c for c in cli.trainer.callbacks if not isinstance(c, ModelCheckpoint)]
     cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
 
 
