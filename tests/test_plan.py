@@ -49,18 +49,20 @@ def test_best_paths_and_viterbi_known_answers():
     assert path.tolist() == [0, 1]
 
 
-def _planner(tmp_path, counts, state=False, **settings):
-    """A planner folder for the tiny graph: one-hot prototypes (step k of tea = axis k), given transitions."""
+def _planner(tmp_path, counts, state=False, state_dim=0, **settings):
+    """A planner folder for the tiny graph: one-hot prototypes (step k of tea = axis k), given transitions;
+    state_dim > 0: its state head also reads a second encoder's observation of that size."""
     import torch
 
     vocab = ScriptVocab({"tea": [1, 2, 3, 4]}, {"tea": {1: "boil", 2: "tea", 3: "sugar", 4: "pour"}})
     config = {"input_dim": 4, "num_steps": 4, "num_tasks": 1, "max_horizon": 4, "dim": 8, "layers": 1, "heads": 2,
-              "state": state}
+              "state": state, "state_dim": state_dim}
     net = build_network(**config)
     net.start_prototypes.copy_(torch.eye(4))
     net.goal_prototypes.copy_(torch.eye(4))
+    info = {"state_encoder": "frames@0", "state_encoder_spec": "frames"} if state_dim else {}
     save_planner(tmp_path / "p", net, vocab, {"tea": tiny_graph()}, {"tea": Counter(counts)}, config, "test",
-                 settings={"temperature": 0.05, "alpha": 0.1, "decode": "graph", **settings})
+                 settings={"temperature": 0.05, "alpha": 0.1, "decode": "graph", **settings}, **info)
     return ProcedurePlanner.from_pretrained(tmp_path / "p")
 
 
@@ -97,6 +99,53 @@ def test_set_evidence_changes_the_learned_path(tmp_path):
     assert not plain.has_state and plain.set_weight == 0.0
     with pytest.raises(ProcvidError, match="no state head"):
         plain.predict_done(np.eye(4)[:1])
+
+
+def test_state_head_with_a_second_encoder(tmp_path):
+    """A state head that reads a second encoder's observation too: it needs that observation (one clear line
+    without it), its input is both observations concatenated at unit norm, and the learned planner decodes
+    without the set evidence when the second observation is missing."""
+    import torch
+
+    from procvid.forecast.plan import state_input
+
+    x = state_input(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0, 0.0]]))
+    assert x.shape == (1, 5) and float(x.norm()) == pytest.approx(1.0)
+    planner = _planner(tmp_path, {(1, 2): 5, (2, 3): 5, (3, 4): 5, (2, 4): 5}, state=True, state_dim=3,
+                       set_weight=1.0)
+    assert planner.state_dim == 3 and planner.state_encoder_id == "frames@0" and planner.state_encoder_spec == "frames"
+    with pytest.raises(ProcvidError, match="also reads features of frames@0"):
+        planner.predict_done(np.eye(4)[[0, 3]])
+    state = np.eye(3)[[0, 2]]
+    done = planner.predict_done(np.eye(4)[[0, 3]], state)
+    assert done.shape == (2, 4) and ((done > 0) & (done < 1)).all()
+    # the second observation changes the state head's answer (its weights read it)
+    assert not np.allclose(done, planner.predict_done(np.eye(4)[[0, 3]], np.eye(3)[[1, 1]]))
+    start, goal = np.eye(4)[0], np.eye(4)[3]
+    steps, tasks = planner.predict(start, goal, 3)
+    plain = planner.decode_learned(steps[0], tasks[0], set_weight=0.0)[0]
+    assert planner.plan(start, goal, 3)[0].score == pytest.approx(plain.score)  # no second observation: no set evidence
+    full = planner.plan(start, goal, 3, start_state=state[0], goal_state=state[1])[0]
+    want = planner.decode_learned(steps[0], tasks[0], done=done)[0]
+    assert full.steps == want.steps and full.score == pytest.approx(want.score) and full.valid
+
+
+def test_bench_diagnosis_counts_the_misses(tmp_path):
+    """tools/bench_plan.py --tune's diagnosis: one window the planner gets right, one with the same
+    observations whose truth differs in its middle step (ends right, set wrong)."""
+    bench = load_tool("bench_plan")
+    planner = _planner(tmp_path, {(1, 2): 5, (2, 3): 5, (3, 4): 5, (2, 4): 5}, state=True, state_dim=3,
+                       set_weight=1.0)
+    start, goal, state = np.eye(4)[0], np.eye(4)[3], np.eye(3)[[0, 2]]
+    done = planner.predict_done(np.stack([start, goal]), state)
+    steps, tasks = planner.predict(start, goal, 3)
+    plan = planner.decode_learned(steps[0], tasks[0], done=done)[0].steps
+    other = [plan[0], next(s for s in (1, 2, 3, 4) if s not in plan), plan[2]]
+    qs = [("tea", tuple(truth), start, goal, state[0], state[1]) for truth in (plan, other)]
+    assert np.allclose(bench.done_probs(planner, qs)[:, 0], done)
+    line = bench.diagnose(planner, qs)
+    assert "learned misses 1 of 2 windows; of those right: task 1, first 1, last 1, set 0, set + ends 0" in line
+    assert "thresholded window set right" in line
 
 
 def test_graph_planner_known_answers(tmp_path):
@@ -155,10 +204,14 @@ def test_fast_dev_run_and_plan_with_local_open_clip_weights(small_world, open_cl
     assert main(["train", "planner", "--config", PLANNER_CFG, "--config", DEBUG_CFG, "--data.world", str(small_world),
                  "--data.features", str(features), "--data.encoder", open_clip_weights, "--data.num_videos", "6",
                  "--data.horizons", "[2, 3]", "--data.batch_size", "8", "--model.export_dir", str(model),
+                 "--data.state_encoder", open_clip_weights, "--data.state_features", str(tmp_path / "state"),
                  "--model.dim", "16", "--trainer.default_root_dir", str(tmp_path)]) in (0, None)
     planner = ProcedurePlanner.from_pretrained(model)
     assert planner.info["encoder_spec"] == open_clip_weights and planner.info["domain"] == "procvid synthetic world v1"
     assert planner.info["encoder"].startswith("open_clip:procvid-test-tiny:open_clip_pytorch_model.bin@")
+    # the state head's second encoder (here the same stand-in model, embedded into its own folder)
+    assert planner.state_dim > 0 and planner.state_encoder_id == planner.info["encoder"]
+    assert planner.state_encoder_spec == open_clip_weights
     capsys.readouterr()
     video = sorted((small_world / "videos").glob("*.mp4"))[0]
     out = tmp_path / "plan.json"
@@ -173,6 +226,10 @@ def test_fast_dev_run_and_plan_with_local_open_clip_weights(small_world, open_cl
     assert main(["plan", "--start", f"{feats}@1.0", "--goal", f"{feats}@12", "--horizon", "2", "--model", str(model),
                  "--planner", "graph"]) == 0
     assert "plan 1: task" in capsys.readouterr().out
+    # feature files hold no second encoder's rows: the learned planner plans without the set evidence and says so
+    assert main(["plan", "--start", f"{feats}@1.0", "--goal", f"{feats}@12", "--horizon", "2", "--model", str(model),
+                 "--out", str(out)]) == 0
+    assert "without the set evidence" in " ".join(json.loads(out.read_text())["warnings"])
 
 
 def test_plan_command_errors(tmp_path, capsys):

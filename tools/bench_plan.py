@@ -1,7 +1,7 @@
 """Procedure planning benchmark: the learned and graph-script planners on held-out synthetic worlds (visual:
 start and goal observations), and a label-level variant on CrossTask, COIN and NIV annotations.
 
-    .venv/bin/python tools/bench_plan.py                   # all tables (~2 min once worlds and features exist)
+    .venv/bin/python tools/bench_plan.py                   # all tables (~1.5 min once worlds and features exist)
     .venv/bin/python tools/bench_plan.py --skip-real       # synthetic worlds only
     .venv/bin/python tools/bench_plan.py --tune            # the settings grid on the tuning world (seed 3)
     .venv/bin/python tools/bench_plan.py --model runs/planner/model   # another planner folder
@@ -9,7 +9,8 @@ start and goal observations), and a label-level variant on CrossTask, COIN and N
 Protocol (PDPP / SCHEMA): every window of T consecutive steps of a test video (consecutive repeats of a step
 merged), T = 3, 4, 5; start = the frames in the 1 s after the window's first step starts, goal = the frames
 in the 1 s before its last step ends (mean of the `video` encoder's feature rows at 2 fps:
-procvid.forecast.plan.observation). The task is not given: each planner finds it. Scores, in %:
+procvid.forecast.plan.observation; for the state head also of the planner's second encoder, `default`).
+The task is not given: each planner finds it. Scores, in %:
   SR    success rate: windows whose T predicted steps are all right, in order;
   mAcc  mean accuracy per position: the share of the T positions predicted right, averaged over windows;
   mIoU  per window |P & G| / |P | G| of the predicted and true step sets (a step of another task counts as
@@ -19,7 +20,8 @@ Rows:
   learned              procvid-planner's transformer, task from its task head, decoded as the best valid
                        path of the task's graph script under its position log-probabilities + set_weight x
                        the set evidence of its state head (which steps are done at the start and at the
-                       goal) + transition_weight x the transition log-probabilities (the shipped default)
+                       goal, from both encoders' observations) + transition_weight x the transition
+                       log-probabilities (the shipped default)
   learned, no state    ablation: the same without the set evidence and transitions (the default before
                        state recognition)
   learned, no trans.   ablation: with the set evidence, without the transitions
@@ -29,9 +31,9 @@ Rows:
   graph, true ends     the graph-script path between the true first and last steps, task given (what
                        perfect state recognition would give)
 Held-out worlds (never used for training or settings): bench_seg (v1, seed 2, 120 videos) and
-bench_plan_seed7 (v1, seed 7, 60 videos); made with their features when missing. Settings (temperature,
-alpha, decoding, set_weight, transition_weight) were chosen on tune_seg (seed 3) with --tune; training:
-forecast_train_seed11.
+bench_plan_seed7 (v1, seed 7, 60 videos); made with their features (both encoders) when missing. Settings (temperature,
+alpha, decoding, set_weight, transition_weight) were chosen on tune_seg (seed 3) with --tune (which also
+prints a diagnosis of the learned planner's misses there); training: forecast_train_seed11.
 
 Label level (real annotations; no video features exist here): the first and last steps of each test window
 are given as labels with the task; planners predict the T steps (so the first and last are right by
@@ -61,8 +63,9 @@ MODEL = Path("checkpoints/procvid-planner")
 PUBLISHED = {"crosstask": "PDPP 37.2, SCHEMA 31.8", "coin": "SCHEMA 32.4", "niv": "-"}
 
 
-def prepare(name: str, seed: int, num_videos: int):
-    """(dataset, features folder) of a v1 world, generated and embedded with the `video` encoder if missing."""
+def prepare(name: str, seed: int, num_videos: int, state_encoder: str | None = None):
+    """(dataset, features folder, state features folder or None) of a v1 world, generated and embedded with the
+    `video` encoder (and with `state_encoder`, the planner's second encoder, when given) if missing."""
     from procvid.data import load_dataset
     from procvid.data.synthetic import ensure_world
     from procvid.embedding import embed_videos
@@ -71,22 +74,39 @@ def prepare(name: str, seed: int, num_videos: int):
 
     world = SYNTH / name
     ensure_world(world, num_videos, seed, progress=False)
-    features = Path(f"{world}_features_video")
-    embed_videos(find_videos([world / "videos"]), features, load_encoder("video"), Sampling(fps=2.0), progress=False)
-    return load_dataset(world), features
+    folders = []
+    for spec in ("video", state_encoder):
+        if spec:
+            folders.append(Path(f"{world}_features_{spec}"))
+            embed_videos(find_videos([world / "videos"]), folders[-1], load_encoder(spec), Sampling(fps=2.0),
+                         progress=False)
+    return load_dataset(world), folders[0], folders[1] if state_encoder else None
 
 
-def queries(dataset, features: Path, horizon: int) -> list[tuple]:
-    """(task, true steps, start observation, goal observation) of every window of `horizon` steps."""
+def queries(dataset, features: Path, horizon: int, state_features: Path | None = None) -> list[tuple]:
+    """(task, true steps, start observation, goal observation, start and goal observations of the state
+    features or None) of every window of `horizon` steps."""
     from procvid.features import load_features
     from procvid.forecast.plan import observation, step_windows
 
     out = []
     for v in dataset.videos:
         emb, times, _ = load_features(features / f"{v.video_id}.json")
+        state = load_features(state_features / f"{v.video_id}.json")[:2] if state_features else None
         for steps, a, b in step_windows(v, horizon):
-            out.append((v.task_id, steps, observation(emb, times, a, "start"), observation(emb, times, b, "goal")))
+            out.append((v.task_id, steps, observation(emb, times, a, "start"), observation(emb, times, b, "goal"),
+                        observation(*state, a, "start") if state else None,
+                        observation(*state, b, "goal") if state else None))
     return out
+
+
+def done_probs(planner, qs: list[tuple]) -> np.ndarray | None:
+    """P(done) [2 (start, goal), windows, V] of the planner's state head (None without one)."""
+    if not planner.has_state:
+        return None
+    obs = np.concatenate([np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])])
+    state = np.concatenate([np.stack([q[4] for q in qs]), np.stack([q[5] for q in qs])]) if planner.state_dim else None
+    return planner.predict_done(obs, state).reshape(2, len(qs), -1)
 
 
 def scores(pairs: list[tuple]) -> tuple[float, float, float]:
@@ -100,16 +120,16 @@ def scores(pairs: list[tuple]) -> tuple[float, float, float]:
 def visual_rows(planner, qs: list[tuple]) -> dict[str, list[tuple]]:
     """Row label -> (predicted, true) pairs for the queries of one horizon."""
     horizon = len(qs[0][1])
-    truth = [[(task, s) for s in steps] for task, steps, _, _ in qs]
+    truth = [[(task, s) for s in steps] for task, steps, *_ in qs]
     starts, goals = np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])
     logp_steps, logp_tasks = planner.predict(starts, goals, horizon)
-    done = planner.predict_done(np.concatenate([starts, goals])).reshape(2, len(qs), -1) if planner.has_state else None
+    done = done_probs(planner, qs)
     rows = defaultdict(list)
 
     def add(label, plan, i):
         rows[label].append(([(plan.task, s) for s in plan.steps], truth[i]))
 
-    for i, (task, steps, start, goal) in enumerate(qs):
+    for i, (task, steps, start, goal, *_) in enumerate(qs):
         row_done = None if done is None else done[:, i]
         add("learned", planner.decode_learned(logp_steps[i], logp_tasks[i], decode="graph", done=row_done)[0], i)
         add("learned, no state", planner.decode_learned(logp_steps[i], logp_tasks[i], decode="graph",
@@ -148,7 +168,7 @@ def upper_bounds(qs: list[tuple]) -> tuple[float, float]:
     bounds = []
     for key in (lambda task, s: (task, s[0], s[-1]), lambda task, s: (task, s[0], s[-1], frozenset(s))):
         groups = defaultdict(Counter)
-        for task, steps, _, _ in qs:
+        for task, steps, *_ in qs:
             groups[key(task, steps)][steps] += 1
         bounds.append(100 * sum(c.most_common(1)[0][1] for c in groups.values()) / len(qs))
     return bounds[0], bounds[1]
@@ -164,10 +184,10 @@ def print_table(title: str, results: dict[int, dict[str, tuple]], counts: dict[i
 
 
 def visual(planner, name: str, seed: int, num_videos: int, horizons=HORIZONS, note: str = "held-out") -> dict:
-    dataset, features = prepare(name, seed, num_videos)
+    dataset, features, state_features = prepare(name, seed, num_videos, planner.state_encoder_spec)
     results, counts, bounds = {}, {}, {}
     for horizon in horizons:
-        qs = queries(dataset, features, horizon)
+        qs = queries(dataset, features, horizon, state_features)
         results[horizon] = {label: scores(pairs) for label, pairs in visual_rows(planner, qs).items()}
         counts[horizon], bounds[horizon] = len(qs), upper_bounds(qs)
     print_table(f"{name} (synthetic v1, seed {seed}, {num_videos} videos, {note}): visual planning",
@@ -248,7 +268,7 @@ def label_level(name: str, horizons=HORIZONS) -> dict:
     return results
 
 
-SET_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+SET_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 TRANSITION_WEIGHTS = (0.0, 0.5, 1.0)
 
 
@@ -257,12 +277,12 @@ def tune_decoding(planner, qs: list[tuple]) -> str:
     horizon = len(qs[0][1])
     starts, goals = np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])
     logp_steps, logp_tasks = planner.predict(starts, goals, horizon)
-    done = planner.predict_done(np.concatenate([starts, goals])).reshape(2, len(qs), -1)
+    done = done_probs(planner, qs)
     line = []
     for ws in SET_WEIGHTS:
         for wt in TRANSITION_WEIGHTS:
             pairs = []
-            for i, (task, steps, _, _) in enumerate(qs):
+            for i, (task, steps, *_) in enumerate(qs):
                 p = planner.decode_learned(logp_steps[i], logp_tasks[i], decode="graph", done=done[:, i],
                                            set_weight=ws, transition_weight=wt)[0]
                 pairs.append(([(p.task, s) for s in p.steps], [(task, s) for s in steps]))
@@ -270,20 +290,53 @@ def tune_decoding(planner, qs: list[tuple]) -> str:
     return f"tune_seg T={horizon}: learned SR by set_weight/transition_weight " + ", ".join(line)
 
 
+def diagnose(planner, qs: list[tuple]) -> str:
+    """Where the learned planner (its default decoding) goes wrong: of the windows it misses, how many have the
+    task, the first step, the last step, the set of steps (same task) and set + both ends right (so only the
+    order of the middle steps is wrong); and, knowing the true task, how often the state head's thresholded
+    done probabilities (done at the goal, not at the start, P > 0.5) name exactly the window's first T - 1
+    steps (its last step is still in progress at the goal)."""
+    horizon = len(qs[0][1])
+    starts, goals = np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])
+    logp_steps, logp_tasks = planner.predict(starts, goals, horizon)
+    done = done_probs(planner, qs)
+    miss, state_right = Counter(), 0
+    for i, (task, steps, *_) in enumerate(qs):
+        p = planner.decode_learned(logp_steps[i], logp_tasks[i], done=None if done is None else done[:, i])[0]
+        if done is not None:
+            names, idx = planner.task_steps[task], planner.task_index[task]
+            inside = (done[1, i, idx] > 0.5) & (done[0, i, idx] <= 0.5)
+            state_right += {names[j] for j in np.flatnonzero(inside)} == set(steps[:-1])
+        if p.task == task and list(p.steps) == list(steps):
+            continue
+        same = p.task == task
+        first, last, members = (same and p.steps[0] == steps[0], same and p.steps[-1] == steps[-1],
+                                same and set(p.steps) == set(steps))
+        for key, right in (("missed", True), ("task", same), ("first", first), ("last", last), ("set", members),
+                           ("set + ends", first and last and members)):
+            miss[key] += int(right)
+    line = (f"tune_seg T={horizon}: learned misses {miss['missed']} of {len(qs)} windows; of those right: "
+            + ", ".join(f"{k} {miss[k]}" for k in ("task", "first", "last", "set", "set + ends")))
+    if done is not None:
+        line += f"; state head's thresholded window set right (true task): {100 * state_right / len(qs):.1f}%"
+    return line
+
+
 def tune(planner) -> None:
     """The settings grid on the tuning world: graph-planner temperature, the learned decodings and (with a
-    state head) the weights of the set evidence and transitions."""
-    dataset, features = prepare(*TUNE)
+    state head) the weights of the set evidence and transitions; a diagnosis of the learned planner's misses."""
+    dataset, features, state_features = prepare(*TUNE, planner.state_encoder_spec)
     base = planner.temperature
     for horizon in HORIZONS:
-        qs = queries(dataset, features, horizon)
+        qs = queries(dataset, features, horizon, state_features)
+        print(diagnose(planner, qs))
         if planner.has_state:
             print(tune_decoding(planner, qs))
         line = []
         for temperature in (0.01, 0.02, 0.05, 0.1, 0.2):
             planner.temperature = temperature
             pairs = [([(p.task, s) for s in p.steps], [(task, s) for s in steps])
-                     for task, steps, start, goal in qs for p in planner.plan_graph(start, goal, horizon)[:1]]
+                     for task, steps, start, goal, *_ in qs for p in planner.plan_graph(start, goal, horizon)[:1]]
             line.append(f"t={temperature}: SR {scores(pairs)[0]:.1f}")
         planner.temperature = base
         rows = visual_rows(planner, qs)

@@ -23,11 +23,15 @@ State recognition (why: the order inside a window is not observable, but the syn
 every done step's effect on screen, so the start and goal observations tell which steps are done by then,
 hence which steps the window holds). PlannerNet's state head gives, from one observation alone, P(step done)
 for every (task, step): done = ended before the observation window begins (`done_steps`), so the step in
-progress is not done. A path w_1..w_T of the task is then scored by its set evidence (`set_evidence`): for
-w_1..w_{T-1} log[(1 - d_s) d_g] (not done at the start, done at the goal), for w_T log[(1 - d_s)(1 - d_g)]
-(in progress at the goal), for every other step of the task log[d_s d_g + (1 - d_s)(1 - d_g)] (done
-before the window, or not yet done at its end), with d_s, d_g the step's done probabilities at the start
-and the goal (steps taken as independent).
+progress is not done. The clip-level encoder the planner reads names the action in progress and keeps the
+scene only weakly, so the state head can also read a second, per-frame encoder's observation of the same
+frames (`state_dim` > 0; the model folder names that encoder: `state_encoder`): its input is then the two
+observations concatenated (`state_input`). Without that second observation (a feature file of the first
+encoder only) the learned planner decodes without the set evidence. A path w_1..w_T of the task is then
+scored by its set evidence (`set_evidence`): for w_1..w_{T-1} log[(1 - d_s) d_g] (not done at the start,
+done at the goal), for w_T log[(1 - d_s)(1 - d_g)] (in progress at the goal), for every other step of the
+task log[d_s d_g + (1 - d_s)(1 - d_g)] (done before the window, or not yet done at its end), with d_s, d_g
+the step's done probabilities at the start and the goal (steps taken as independent).
 
 A window (w_1..w_T, distinct steps) is valid in a graph script when its order keeps the graph's
 partial order (no w_j is an ancestor of an earlier w_i) and no required step (one not marked optional)
@@ -280,11 +284,20 @@ def viterbi(position_scores: np.ndarray, transitions: np.ndarray) -> tuple[np.nd
 # ---------------------------------------------------------------------------- the network
 
 
+def state_input(obs, state_obs):
+    """The state head's input from both encoders' observations [..., D], [..., D2] (torch tensors): their
+    concatenation scaled to unit norm (each part is unit norm), so neither encoder dominates by its size."""
+    import torch
+
+    return torch.cat([obs, state_obs], -1) / math.sqrt(2.0)
+
+
 def build_network(input_dim: int, num_steps: int, num_tasks: int, max_horizon: int = 8, dim: int = 128,
-                  layers: int = 2, heads: int = 4, dropout: float = 0.1, state: bool = False):
+                  layers: int = 2, heads: int = 4, dropout: float = 0.1, state: bool = False, state_dim: int = 0):
     """PlannerNet: [start, goal, T queries] -> T step distributions and a task distribution; with `state`,
-    also a state head (one observation -> done logits of every (task, step): `done_logits`). The step and
-    goal prototypes of the graph planner travel with it as buffers (one model folder for both planners)."""
+    also a state head (one observation -> done logits of every (task, step): `done_logits`), which also reads a
+    second encoder's observation of `state_dim` dims when > 0 (module docstring). The step and goal prototypes
+    of the graph planner travel with it as buffers (one model folder for both planners)."""
     import torch
     from torch import nn
 
@@ -292,6 +305,7 @@ def build_network(input_dim: int, num_steps: int, num_tasks: int, max_horizon: i
         def __init__(self):
             super().__init__()
             self.max_horizon = max_horizon
+            self.state_dim = state_dim
             self.obs = nn.Sequential(nn.Linear(input_dim, dim), nn.GELU(), nn.Linear(dim, dim))
             self.role = nn.Embedding(2, dim)  # start, goal
             self.horizon = nn.Embedding(max_horizon + 1, dim)
@@ -304,7 +318,8 @@ def build_network(input_dim: int, num_steps: int, num_tasks: int, max_horizon: i
             self.state = None
             if state:  # on a forked generator: the rest of a seeded run draws the same numbers with or without it
                 with torch.random.fork_rng(devices=[]):
-                    self.state = nn.Sequential(nn.Linear(input_dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, 2 * dim),
+                    self.state = nn.Sequential(nn.Linear(input_dim + state_dim, 2 * dim), nn.GELU(),
+                                               nn.Linear(2 * dim, 2 * dim),
                                                nn.GELU(), nn.Linear(2 * dim, num_steps))
             self.register_buffer("start_prototypes", torch.zeros(num_steps, input_dim))
             self.register_buffer("goal_prototypes", torch.zeros(num_steps, input_dim))
@@ -321,9 +336,10 @@ def build_network(input_dim: int, num_steps: int, num_tasks: int, max_horizon: i
             h = self.norm(self.encoder(torch.cat([obs, queries], 1), src_key_padding_mask=pad))
             return self.step_head(h[:, 2:]), valid, self.task_head(h[:, :2].mean(1))
 
-        def done_logits(self, obs):
-            """obs [B, D] -> logits [B, num_steps] of each (task, step) being done (done_steps)."""
-            return self.state(obs)
+        def done_logits(self, obs, state_obs=None):
+            """obs [B, D] (and the second encoder's state_obs [B, state_dim] when state_dim > 0) -> logits
+            [B, num_steps] of each (task, step) being done (done_steps)."""
+            return self.state(obs if not self.state_dim else state_input(obs, state_obs))
 
     return PlannerNet()
 
@@ -377,6 +393,10 @@ class ProcedurePlanner:
         self.transition_weight = float(settings.get("transition_weight", 0.0))
         self.encoder_spec = info.get("encoder_spec")
         self.encoder_id = info.get("encoder")
+        # the state head's second encoder (module docstring); None: it reads the first encoder's observation only
+        self.state_dim = int(getattr(net, "state_dim", 0)) if self.has_state else 0
+        self.state_encoder_spec = info.get("state_encoder_spec") if self.state_dim else None
+        self.state_encoder_id = info.get("state_encoder") if self.state_dim else None
         self.fps = float((info.get("sampling") or {}).get("fps", 2.0))
         # per task: its steps in graph order, their global indices, and log P(b | a)
         self.task_steps = {t: self.windows.steps[t] for t in self.graphs}
@@ -455,26 +475,39 @@ class ProcedurePlanner:
                                        torch.as_tensor(goals, dtype=torch.float32), h)
         return steps[:, :horizon].log_softmax(-1).double().numpy(), tasks.log_softmax(-1).double().numpy()
 
-    def predict_done(self, observations: np.ndarray) -> np.ndarray:
-        """P(done) [N, V] of every (task, step) at each observation (the state head; module docstring)."""
+    def predict_done(self, observations: np.ndarray, state_observations: np.ndarray | None = None) -> np.ndarray:
+        """P(done) [N, V] of every (task, step) at each observation (the state head; module docstring);
+        `state_observations` [N, state_dim]: the same frames' observations by the second encoder, needed when
+        the planner has one (state_encoder)."""
         if not self.has_state:
             raise ProcvidError("this planner has no state head (trained before state recognition); "
                                "retrain it with procvid train planner")
+        if self.state_dim and state_observations is None:
+            raise ProcvidError(f"this planner's state head also reads features of {self.state_encoder_id}: "
+                               "give their observations too")
         torch = self.torch
+        as_tensor = lambda x: torch.as_tensor(np.atleast_2d(x), dtype=torch.float32)  # noqa: E731
         with torch.no_grad():
-            logits = self.net.done_logits(torch.as_tensor(np.atleast_2d(observations), dtype=torch.float32))
+            logits = self.net.done_logits(as_tensor(observations),
+                                          as_tensor(state_observations) if self.state_dim else None)
         return torch.sigmoid(logits).double().numpy()
 
     def plan_learned(self, start: np.ndarray, goal: np.ndarray, horizon: int, task: str | None = None,
-                     top: int = 1, decode: str | None = None) -> list[Plan]:
+                     top: int = 1, decode: str | None = None, start_state: np.ndarray | None = None,
+                     goal_state: np.ndarray | None = None) -> list[Plan]:
         """The learned planner for one query: the task (given, or the network's), then its steps
         per position (decode "free") or the valid path of highest summed log-probability ("graph"; plus the
-        weighted set evidence of the state head's done probabilities and transitions, module docstring)."""
+        weighted set evidence of the state head's done probabilities and transitions, module docstring).
+        start_state, goal_state: the second encoder's observations, when the planner has one (without them it
+        decodes without the set evidence)."""
         self._check(horizon, task)
         steps, tasks = self.predict(start, goal, horizon)
         # the set evidence only scores graph decoding: no state head pass for "free"
         graph = (decode or self.decode) == "graph"
-        done = self.predict_done(np.stack([start, goal])) if self.set_weight and graph else None
+        done = None
+        if self.set_weight and graph and (not self.state_dim or (start_state is not None and goal_state is not None)):
+            done = self.predict_done(np.stack([start, goal]),
+                                     np.stack([start_state, goal_state]) if self.state_dim else None)
         return self.decode_learned(steps[0], tasks[0], task, top, decode, done)
 
     def decode_learned(self, steps: np.ndarray, tasks: np.ndarray, task: str | None = None, top: int = 1,
@@ -510,21 +543,24 @@ class ProcedurePlanner:
         return [self._plan(task, idx, s, np.exp(pos[np.arange(horizon), idx]), task_prob) for idx, s in paths]
 
     def plan(self, start: np.ndarray, goal: np.ndarray, horizon: int, task: str | None = None,
-             method: str = "learned", top: int = 1, decode: str | None = None) -> list[Plan]:
+             method: str = "learned", top: int = 1, decode: str | None = None, start_state: np.ndarray | None = None,
+             goal_state: np.ndarray | None = None) -> list[Plan]:
         if method == "learned":
-            return self.plan_learned(start, goal, horizon, task, top, decode)
+            return self.plan_learned(start, goal, horizon, task, top, decode, start_state, goal_state)
         if method == "graph":
             return self.plan_graph(start, goal, horizon, task, top)
         raise ProcvidError(f"unknown planner {method!r}; choose from: {', '.join(METHODS)}")
 
-    def load_encoder(self, device: str = "auto"):
-        """The encoder of the planner's training features (to embed images and videos)."""
+    def load_encoder(self, device: str = "auto", state: bool = False):
+        """The encoder of the planner's training features (to embed images and videos); `state`: the state
+        head's second encoder."""
         from procvid.encoders import load_encoder
 
-        if not self.encoder_spec:
+        spec = self.state_encoder_spec if state else self.encoder_spec
+        if not spec:
             raise ProcvidError("the planner does not name the encoder of its training features; give feature "
                                "files (FEATURES@t) instead of images or videos")
-        return load_encoder(self.encoder_spec, device=device)
+        return load_encoder(spec, device=device)
 
 
 def save_planner(folder, net, vocab, graphs: dict, transitions: dict[str, Counter], config: dict, domain: str,
@@ -557,7 +593,8 @@ def plan_observations(start: str, goal: str, horizon: int, model=None, task: str
     folder = Path(model) if model else CHECKPOINTS_DIR / DEFAULT_PLANNER
     planner = ProcedurePlanner.from_pretrained(folder)
     sources = [parse_source(start), parse_source(goal)]
-    encoder = None
+    encoder = state_encoder = None
+    warnings = []
     if any(kind != "features" for _, _, kind in sources):
         encoder = planner.load_encoder(device)
         if encoder.id != planner.encoder_id:
@@ -565,12 +602,26 @@ def plan_observations(start: str, goal: str, horizon: int, model=None, task: str
                                f"{planner.encoder_spec} is now {encoder.id}")
     obs = [embed_observation(text, side, encoder, planner.encoder_id, planner.fps)
            for text, side in ((start, "start"), (goal, "goal"))]
-    plans = planner.plan(obs[0], obs[1], horizon, task, method, top, decode)
+    states = [None, None]
+    uses_state = method == "learned" and (decode or planner.decode) == "graph" and planner.set_weight
+    if planner.state_dim and uses_state:
+        if all(kind != "features" for _, _, kind in sources):
+            state_encoder = planner.load_encoder(device, state=True)
+            if state_encoder.id != planner.state_encoder_id:
+                raise ProcvidError(f"{folder}: its state head was trained on features of {planner.state_encoder_id}, "
+                                   f"but its encoder {planner.state_encoder_spec} is now {state_encoder.id}")
+            states = [embed_observation(text, side, state_encoder, planner.state_encoder_id, planner.fps)
+                      for text, side in ((start, "start"), (goal, "goal"))]
+        else:  # a feature file holds one encoder's rows: the state head lacks its second observation
+            warnings.append(f"feature files give no {planner.state_encoder_spec} observation for the planner's state "
+                            "head: planned without the set evidence (give images or videos for the full planner)")
+    plans = planner.plan(obs[0], obs[1], horizon, task, method, top, decode, *states)
     videos = [str(p) for p, _, kind in sources if kind == "video"]
     result = {"start": start, "goal": goal, "horizon": horizon, "planner": method, "model": str(folder),
               "decode": (decode or planner.decode) if method == "learned" else None,
               "plans": [p.to_dict() for p in plans],
-              "warnings": mismatch_warnings({f"the planner {folder.name}": planner.info.get("domain")}, videos)}
+              "warnings": warnings + mismatch_warnings({f"the planner {folder.name}": planner.info.get("domain")},
+                                                       videos)}
     if out:
         import json
 
