@@ -209,3 +209,38 @@ def test_bench_grounding_grid_folders_and_inputs(bench, tmp_path):
     assert frames.source == tmp_path / "f" / "tea_0001.json"  # the feature sidecar: every frame a unit
     with pytest.raises(ValueError):
         bench.synth_inputs(World, "clips", tmp_path / "s", tmp_path / "f")
+
+
+def test_bench_grounds_on_the_default_encoders_features_over_the_video_segments(bench, tmp_path, capsys):
+    """`--tune --encoder default`: the same grid on the per-frame encoder's features; segments stay the sbd
+    segments of the `video` features (the same 2 fps frames), and the outputs are those of its own folders."""
+    from procvid.encoders import load_encoder
+    from procvid.features import load_features
+    from procvid.ground import ground_video
+
+    world = tmp_path / "w"
+    assert synth(world, "--mistakes", "0.5", "--seed", "13") == 0  # present: synth_prepare does not regenerate
+    grid = [("segments", "any", 80.0, 0.0, None), ("frames", "any", 80.0, 1.0, 1.0)]
+    dataset, grounded, _ = bench.synth_prepare(world, 13, grounding=grid, encoder="default")
+    encoder = load_encoder("default")
+    assert bench.synth_steps_folder(world, grid[0], "default") == f"{world}_steps_default_any_d80_c0"
+    for setting in grid:
+        assert (tmp_path / bench.synth_steps_folder(world, setting, "default")).is_dir()
+        assert set(grounded[setting]) == {v.video_id for v in dataset.videos}
+    for v in dataset.videos:
+        Xd, td, meta = load_features(tmp_path / "w_features_default" / f"{v.video_id}.safetensors")
+        _, tv, _ = load_features(tmp_path / "w_features_video" / f"{v.video_id}.safetensors")
+        assert meta["encoder"] == encoder.id and np.allclose(td, tv)  # the frames the segments were cut on
+        doc = grounded[grid[0]][v.video_id]
+        assert doc["encoder"] == encoder.id and doc["features"].startswith(str(tmp_path / "w_features_default"))
+        segments = json.loads((tmp_path / "w_segments_sbd" / f"{v.video_id}.segments.json").read_text())
+        units = [(s["start_frame"], s["end_frame"]) for s in segments["segments"]]
+        texts = encoder.encode_texts(list(dataset.tasks[v.task_id].texts().values()))
+        expected = ground_video(Xd, td, texts, list(dataset.tasks[v.task_id].steps), units, "any", None, 80.0, 0.0)
+        assert doc["path"] == expected.path
+        assert grounded[grid[1]][v.video_id]["encoder"] == encoder.id
+    with pytest.raises(ValueError):
+        bench.synth_prepare(world, 13, grounding=grid, encoder="ViT-B-32")
+    with pytest.raises(SystemExit):  # the held-out worlds are scored with the `video` choice only
+        bench.main(["--part", "c", "--encoder", "default"])
+    assert "--encoder: only with --tune" in capsys.readouterr().err

@@ -44,9 +44,11 @@
     repeated step can reach the detector), and the detector with its settings (the CV grids of
     precondition and probability as they were when (c) was first tuned: violations=1, last=1, thresholds
     from 0.001). The true step paths give the upper reference row. `--tune` prints the tuning world's best
-    Avg F1 per units and repeat margin and the choice, without reading a held-out world.
+    Avg F1 per units and repeat margin and the choice, without reading a held-out world; `--tune --encoder
+    default` the same grid grounded on the per-frame `default` encoder's features (procvid-clip-tiny, 2 fps; the
+    segments stay those of the `video` features), which did not pay there (README).
 
-    python tools/bench_mistake.py [--no-tgml] [--part a|b|c] [--tune]
+    python tools/bench_mistake.py [--no-tgml] [--part a|b|c] [--tune [--encoder video|default]]
 """
 
 from __future__ import annotations
@@ -255,6 +257,10 @@ REPEAT_MARGINS = (None, 0.25, 0.5, 1.0, 1.5, 2.0)
 GROUND_GRID = [(units, order, drop, cost, repeat) for units in UNITS for order in ("any", "linear")
                for drop in (50.0, 65.0, 80.0) for cost in (0.0, 1.0) for repeat in REPEAT_MARGINS]
 TARGET_SYNTH = 70.0
+# grounding encoders: the clip-level `video` (the choice) or the per-frame `default` (procvid-clip-tiny, the text
+# space `video` was trained against); `--tune --encoder default` prints the tuning grid on the latter, whose
+# features were looked at and did not pay there (README); segments stay the `video` features' sbd segments
+SYNTH_ENCODERS = ("video", "default")
 SYNTH_MIN_THRESHOLD = 0.001  # the probability thresholds part (c) searched (the CV grid's lowest then)
 PUBLISHED_PREDICTED = ("DO from predicted steps, A101-O (published)", 53.5)
 
@@ -272,30 +278,42 @@ def synth_training() -> tuple[dict, dict]:
     return sequences, {s.id: s.step_ids for s in specs}
 
 
-def synth_steps_folder(world, setting) -> str:
+def synth_steps_folder(world, setting, encoder: str = "video") -> str:
     """Where one world's grounded steps with one grounding setting go (segment units keep the folder names
-    of the first version, so their outputs stay current)."""
+    of the first version, so their outputs stay current; another encoder than `video` is named)."""
     units, order, drop, cost, repeat = setting
-    return (f"{world}_steps_" + ("" if units == "segments" else f"{units}_") + f"{order}_d{drop:g}_c{cost:g}"
+    return (f"{world}_steps_" + ("" if encoder == "video" else f"{encoder}_")
+            + ("" if units == "segments" else f"{units}_") + f"{order}_d{drop:g}_c{cost:g}"
             + ("" if repeat is None else f"_r{repeat:g}"))
 
 
-def synth_inputs(dataset, units: str, segments, features) -> list:
+def synth_inputs(dataset, units: str, segments, features, own_features: bool = True) -> list:
     """The ground stage's inputs of one world: each video's segments file, or its feature sidecar (every frame
-    a unit)."""
+    a unit). own_features False: the segments' frame ranges over `features` (another encoder's, same frames)."""
+    import json
     from pathlib import Path
 
     from procvid.ground_files import GroundInput
+    from procvid.segment.files import SegmentedVideo
 
     if units not in UNITS:
         raise ValueError(f"units must be one of {UNITS}, not {units!r}")
-    folder, suffix = (Path(segments), ".segments.json") if units == "segments" else (Path(features), ".json")
-    return [GroundInput(v.video_id, folder / f"{v.video_id}{suffix}", v.task_id) for v in dataset.videos]
+    if units == "frames":
+        return [GroundInput(v.video_id, Path(features) / f"{v.video_id}.json", v.task_id) for v in dataset.videos]
+    out = []
+    for v in dataset.videos:
+        source = Path(segments) / f"{v.video_id}.segments.json"
+        if own_features:
+            out.append(GroundInput(v.video_id, source, v.task_id))
+        else:  # the features named in the document are grounded (and part of the ground stage's stamp)
+            doc = {**json.loads(source.read_text()), "features": str(Path(features) / f"{v.video_id}.safetensors")}
+            out.append(GroundInput(v.video_id, source, v.task_id, SegmentedVideo(v.video_id, source, doc, v.task_id)))
+    return out
 
 
-def synth_prepare(world, seed: int, grounding=GROUND_GRID) -> tuple:
-    """Generate (if missing), embed, segment and ground one world with each grounding setting;
-    (dataset, {setting: {stem: steps doc}}, seconds)."""
+def synth_prepare(world, seed: int, grounding=GROUND_GRID, encoder: str = "video") -> tuple:
+    """Generate (if missing), embed, segment and ground one world with each grounding setting, on the features
+    of `encoder` (segments always from the `video` features); (dataset, {setting: {stem: steps doc}}, seconds)."""
     from pathlib import Path
 
     from procvid.data import load_dataset
@@ -311,16 +329,23 @@ def synth_prepare(world, seed: int, grounding=GROUND_GRID) -> tuple:
     world = Path(world)
     ensure_world(world, SYNTH_VIDEOS, seed, mistakes=SYNTH_P, progress=False)
     features, segments = Path(f"{world}_features_video"), Path(f"{world}_segments_sbd")
-    encoder = load_encoder("video")
-    embed_videos(find_videos([world / "videos"]), features, encoder, Sampling(fps=2.0), progress=False)
+    if encoder not in SYNTH_ENCODERS:
+        raise ValueError(f"encoder must be one of {SYNTH_ENCODERS}, not {encoder!r}")
+    videos, video_encoder = find_videos([world / "videos"]), load_encoder("video")
+    embed_videos(videos, features, video_encoder, Sampling(fps=2.0), progress=False)
     segment_batch([features], segments, get_detector("sbd"), encoder="video", keyframes=None, progress=False)
+    grounding_features, text_encoder = features, video_encoder
+    if encoder != "video":  # the same 2 fps frames, so the segments' frame ranges hold
+        grounding_features, text_encoder = Path(f"{world}_features_{encoder}"), load_encoder(encoder)
+        embed_videos(videos, grounding_features, text_encoder, Sampling(fps=2.0), progress=False)
     dataset = load_dataset(world)
     grounded = {}
     for setting in grounding:
         units, order, drop, cost, repeat = setting
-        docs, summary = ground_batch(synth_inputs(dataset, units, segments, features),
-                                     Path(synth_steps_folder(world, setting)), dataset.tasks, {}, encoder, order,
-                                     drop_percentile=drop, step_cost=cost, progress=False, repeat_margin=repeat)
+        docs, summary = ground_batch(synth_inputs(dataset, units, segments, grounding_features, encoder == "video"),
+                                     Path(synth_steps_folder(world, setting, encoder)), dataset.tasks, {},
+                                     text_encoder, order, drop_percentile=drop, step_cost=cost, progress=False,
+                                     repeat_margin=repeat)
         if summary.failed:
             raise SystemExit(f"grounding failed for {summary.failed} videos of {world}")
         grounded[setting] = docs
@@ -424,18 +449,21 @@ def _synth_row(label: str, s: dict) -> None:
           f"{_pct(m['precision']):>9} {_pct(m['recall'])} {_pct(m['f1'])} | {per_kind}")
 
 
-def print_synthetic(tune_only: bool = False) -> None:
+def print_synthetic(tune_only: bool = False, encoder: str = "video") -> None:
+    if encoder != "video" and not tune_only:
+        raise ValueError("the held-out worlds are scored with the `video` choice: another encoder only with --tune")
     sequences, steps = synth_training()
     candidates = synth_candidates()
     detectors = synth_detectors(sequences, steps, candidates)
-    tune, tune_grounded, tune_s = synth_prepare(*SYNTH_WORLDS["tune"])
+    tune, tune_grounded, tune_s = synth_prepare(*SYNTH_WORLDS["tune"], encoder=encoder)
     # choices on the tuning world only: grounding and detector settings by Avg F1 from video (ties: the
     # earlier in grid order)
     table = [(synth_score(tune, det, tune_grounded[g])["avg_f1"], -k, -i, g, i)
              for k, g in enumerate(GROUND_GRID) for i, det in enumerate(detectors)]
     best_f1, _, _, chosen, best = max(table)
     if tune_only:  # the tuning world alone: best Avg F1 per units and repeat margin, the held-out worlds untouched
-        print(f"(c) tuning world seed {SYNTH_WORLDS['tune'][1]}, best Avg F1 from video per units and repeat margin:")
+        print(f"(c) tuning world seed {SYNTH_WORLDS['tune'][1]}, grounding on `{encoder}` features, best Avg F1 "
+              "from video per units and repeat margin:")
         for units in UNITS:
             for repeat in REPEAT_MARGINS:
                 f1, _, _, g, i = max(r for r in table if r[3][0] == units and r[3][4] == repeat)
@@ -444,7 +472,8 @@ def print_synthetic(tune_only: bool = False) -> None:
                       f"{100 * s['mistake']['precision']:.0f}/{100 * s['mistake']['recall']:.0f}; {_grounding(g)}; "
                       f"{candidates[i][0]} " + ", ".join(f"{k}={v}" for k, v in candidates[i][1].items())
                       + "; caught " + ", ".join(f"{k} {hit}/{total}" for k, (hit, total) in s["kinds"].items()) + ")")
-        print(f"  chosen: {_grounding(chosen)}; preparing the tuning world {tune_s:.0f} s")
+        print(f"  {'chosen' if encoder == 'video' else 'best'}: {_grounding(chosen)}; preparing the tuning world "
+              f"{tune_s:.0f} s")
         return
     (name, settings), detector = candidates[best], detectors[best]
     print(f"(c) synthetic world with mistakes, from video: tuning world seed {SYNTH_WORLDS['tune'][1]}; graphs from "
@@ -485,7 +514,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=["a", "b", "c"], help="only one part (default: all)")
     parser.add_argument("--tune", action="store_true", help="part c on the tuning world only (the choices, per "
                                                             "units and repeat margin); no held-out world is read")
+    parser.add_argument("--encoder", choices=SYNTH_ENCODERS, default="video",
+                        help="with --tune: the grounding encoder's features (default: video, the choice)")
     args = parser.parse_args(argv)
+    if args.encoder != "video" and not args.tune:
+        parser.error("--encoder: only with --tune (the held-out worlds are scored with the `video` choice)")
     if args.tune:
         args.part = "c"
     started = time.perf_counter()
@@ -497,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             print_cc4d(load_dataset("captaincook4d"))
             print()
         if args.part in (None, "c"):
-            print_synthetic(tune_only=args.tune)
+            print_synthetic(tune_only=args.tune, encoder=args.encoder)
     except ProcvidError as e:
         print(f"bench_mistake: error: {e}", file=sys.stderr)
         return 2
