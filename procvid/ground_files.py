@@ -21,7 +21,8 @@ from procvid.outputs import digest, stamp
 from procvid.shards import StageDocs
 from procvid import features
 from procvid.features import feature_sidecars
-from procvid.segment.files import is_segments, name_of, read_segments_file, segments_entries, stem_of
+from procvid.segment.files import (is_segments, name_of, name_prefix, read_segments_file, segments_entries,
+                                   stem_of)
 from procvid.shards import has_shards
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def task_of(stem: str, task: str | None, tasks: dict) -> str:
         return task
     if len(tasks) == 1:
         return next(iter(tasks))
-    prefix = name_of(stem).split("_", 1)[0]
+    prefix = name_prefix(stem, name_of(stem))  # a name without "_" may be the task itself
     if prefix in tasks:
         return prefix
     raise ProcvidError(f"{stem}: cannot tell its task from the name; pass --task")

@@ -153,7 +153,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     from procvid.report.timeline import draw_timelines, pick_timelines
     from procvid.segment import get_detector
     from procvid.segment.batch import collect_inputs, segment_batch
-    from procvid.segment.files import load_segmented, name_of
+    from procvid.segment.files import load_segmented, name_of, name_prefix
     from procvid.shards import ShardStore, choose_layout
     from procvid.video import Sampling
 
@@ -186,7 +186,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
     skipped = []
 
     task_by_video = {v.video_id: v.task_id for v in dataset.videos} if dataset else {}
-    videos = load_segmented(out / "segments", (lambda stem: task_by_video.get(stem)) if dataset else
+    videos = load_segmented(out / "segments", (lambda stem: task_by_video.get(name_of(stem))) if dataset else
                             (lambda stem: task_of(stem, task, tasks)) if tasks else None, truth,
                             shards=layout == "shards")
     named = [GroundInput(v.stem, v.segments, v.task, v) for v in videos if v.task in tasks]
@@ -195,7 +195,7 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
         skipped.append(("steps not named (discovered steps and their graph scripts instead)",
                         "no task steps were given", "--steps tasks.json (or --annotations DATASET)"))
         discovered, undiscovered = discover_batch(
-            [DiscoverInput(v.stem, v.segments, _name_prefix(name_of(v.stem)), v) for v in videos], out / "discover",
+            [DiscoverInput(v.stem, v.segments, name_prefix(v.stem, "videos"), v) for v in videos], out / "discover",
             progress=progress)
     elif not encoder.has_text:
         skipped.append(("steps not named", f"{encoder.id} has no text tower",
@@ -265,11 +265,6 @@ def run_pipeline(inputs: list, out: str | Path, config: RunConfig, annotations: 
                        warnings, mistakes, forecasts)
     _record_run(out, run_key, result)
     return result
-
-
-def _name_prefix(name: str) -> str:
-    """The task a video's name gives without labels: its `<task>_` prefix, else "videos"."""
-    return name.split("_", 1)[0] if "_" in name else "videos"
 
 
 def _ground_truth_dir(dataset) -> Path | None:

@@ -152,6 +152,26 @@ def test_forecast_command_prints_the_top_three(small_world, world_features, caps
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
 
 
+def test_forecast_command_keeps_videos_of_the_same_name_in_sub_folders_apart(small_world, tmp_path, capsys):
+    """a/clip.mp4 and b/clip.mp4: one forecast each (a/clip, b/clip), neither overwriting the other."""
+    import shutil
+
+    first, second = sorted((small_world / "videos").glob("*.mp4"))[:2]
+    for folder, video in (("a", first), ("b", second)):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        shutil.copy(video, tmp_path / "in" / folder / "clip.mp4")
+    out = tmp_path / "o"
+    assert main(["forecast", str(tmp_path / "in"), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "a/clip [" in printed and "b/clip [" in printed
+    docs = [json.loads((out / "forecast" / f / "clip.forecast.json").read_text()) for f in "ab"]
+    assert [d["video"] for d in docs] == ["a/clip", "b/clip"] and docs[0]["features"] != docs[1]["features"]
+    one = tmp_path / "one"
+    shutil.copytree(out / "features" / "a", one)
+    assert main(["forecast", str(one / "clip.json"), str(out / "features" / "b" / "clip.json"), "--no-progress"]) != 0
+    assert "two inputs are named clip" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--at", "-1"], "--at must be a time in seconds >= 0"),
     (["--task", "juggling"], "does not know task 'juggling'"),

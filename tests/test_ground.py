@@ -269,6 +269,22 @@ def test_ground_without_encoder_spec_asks_for_one(reuse_encoder, tmp_path):
     assert reason.endswith("the features do not say which encoder made them; pass --encoder")
 
 
+def test_tasks_from_names_with_sub_folders():
+    """A stem keeps its sub-folders (a/tea_01); the task comes from the name's prefix, a --task-of file may
+    name either form, and the one-line error names the whole stem."""
+    from procvid.discover.stage import task_from_name
+    from procvid.ground_files import task_of
+
+    tasks = {"tea": object(), "pizza": object()}
+    assert task_of("a/tea_01", None, tasks) == "tea" and task_of("b/pizza", None, tasks) == "pizza"
+    with pytest.raises(ProcvidError, match="a/clip: cannot tell its task"):
+        task_of("a/clip", None, tasks)
+    assert task_from_name("a/tea_01") == "tea" and task_from_name("a/clip") == "task"
+    assert task_from_name("a/clip", {"clip": "x"}) == "x" and task_from_name("a/clip", {"a/clip": "y"}) == "y"
+    with pytest.raises(ProcvidError, match="a/clip: not in the --task-of file"):
+        task_from_name("a/clip", {"b/clip": "z"})
+
+
 def test_frame_units_recover_a_short_step_that_a_segment_merged():
     """Frames as units (tools/bench_mistake.py part c, units "frames"): a step the segmenter merged into
     its neighbour's segment is still labelled; with the merged segment only one of the two survives."""

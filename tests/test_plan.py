@@ -101,6 +101,25 @@ def test_set_evidence_changes_the_learned_path(tmp_path):
         plain.predict_done(np.eye(4)[:1])
 
 
+def test_a_planner_folder_from_before_the_second_encoder_still_plans(tmp_path):
+    """Folders written before the state head could read a second encoder have no state_dim and no
+    state_encoder: they load with a one-encoder state head and plan with the set evidence."""
+    import json
+
+    _planner(tmp_path, {(1, 2): 5, (2, 3): 5, (3, 4): 5}, state=True, set_weight=1.0)
+    path = tmp_path / "p" / "config.json"
+    config = json.loads(path.read_text())
+    assert not any("state_encoder" in k for k in config) and config["architecture"].pop("state_dim") == 0
+    path.write_text(json.dumps(config))
+    old = ProcedurePlanner.from_pretrained(tmp_path / "p")
+    assert old.has_state and old.state_dim == 0 and old.state_encoder_spec is None
+    start, goal = np.eye(4)[0], np.eye(4)[3]
+    steps, tasks = old.predict(start, goal, 3)
+    with_state = old.plan(start, goal, 3)[0]
+    want = old.decode_learned(steps[0], tasks[0], done=old.predict_done(np.stack([start, goal])))[0]
+    assert with_state.steps == want.steps and with_state.score == pytest.approx(want.score) and with_state.valid
+
+
 def test_state_head_with_a_second_encoder(tmp_path):
     """A state head that reads a second encoder's observation too: it needs that observation (one clear line
     without it), its input is both observations concatenated at unit norm, and the learned planner decodes

@@ -91,14 +91,14 @@ def read_task_of(path: str | Path) -> dict[str, str]:
 def task_from_name(stem: str, task_of: dict | None = None) -> str:
     """The task of a video: from the --task-of mapping, else the `<task>_` prefix of its name (else the stem
     itself is not split: every unprefixed video belongs to the task "task")."""
-    from procvid.segment.files import name_of
+    from procvid.segment.files import name_of, name_prefix
 
     name = name_of(stem)  # the stem may keep sub-folders (a/x): the file may list either
     if task_of:
         if stem not in task_of and name not in task_of:
             raise ProcvidError(f"{stem}: not in the --task-of file")
         return task_of.get(stem, task_of.get(name))
-    return name.split("_", 1)[0] if "_" in name else "task"
+    return name_prefix(stem, "task")
 
 
 def collect_discover_inputs(inputs: list[str], task_of: dict | None = None) -> list[DiscoverInput]:

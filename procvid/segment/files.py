@@ -85,6 +85,13 @@ def name_of(stem: str) -> str:
     return stem.rsplit("/", 1)[-1]
 
 
+def name_prefix(stem: str, fallback: str) -> str:
+    """The task a video's name gives: the `<task>_` prefix of its name, else `fallback` (each caller's rule
+    for names without one)."""
+    name = name_of(stem)
+    return name.split("_", 1)[0] if "_" in name else fallback
+
+
 def is_segments(path: Path) -> bool:
     """A segments file, or a row of the segments shards."""
     split = split_ref(path)
@@ -210,12 +217,12 @@ class SegmentedVideo:
 
 def load_segmented(folder: Path, task_of=None, truth: dict | None = None,
                    shards: bool | None = None) -> list[SegmentedVideo]:
-    """Every segments document under `folder` (segments_entries), with its task (``task_of(name)``)
-    and ground truth (by name); stems keep sub-folders (stem_of with a root)."""
+    """Every segments document under `folder` (segments_entries), with its task (``task_of(stem)``)
+    and ground truth (by name_of); stems keep sub-folders (stem_of with a root)."""
     videos = []
     for f in segments_entries(folder, shards):
         stem = stem_of(f, folder)
         name = name_of(stem)
-        videos.append(SegmentedVideo(stem, f, read_segments_doc(f), task_of(name) if task_of else None,
+        videos.append(SegmentedVideo(stem, f, read_segments_doc(f), task_of(stem) if task_of else None,
                                      (truth or {}).get(name)))
     return videos
