@@ -63,21 +63,24 @@ MODEL = Path("checkpoints/procvid-planner")
 PUBLISHED = {"crosstask": "PDPP 37.2, SCHEMA 31.8", "coin": "SCHEMA 32.4", "niv": "-"}
 
 
-def prepare(name: str, seed: int, num_videos: int, state_encoder: str | None = None):
+def prepare(name: str, seed: int, num_videos: int, encoder: str | None = "video", state_encoder: str | None = None):
     """(dataset, features folder, state features folder or None) of a v1 world, generated and embedded with the
-    `video` encoder (and with `state_encoder`, the planner's second encoder, when given) if missing."""
+    planner's encoder (and with `state_encoder`, its second encoder, when given) if missing."""
     from procvid.data import load_dataset
     from procvid.data.synthetic import ensure_world
     from procvid.embedding import embed_videos
     from procvid.encoders import load_encoder
+    from procvid.graph.build import file_stem
     from procvid.video import Sampling, find_videos
 
+    if not encoder:
+        raise SystemExit("the planner does not name the encoder of its training features: nothing to embed with")
     world = SYNTH / name
     ensure_world(world, num_videos, seed, progress=False)
     folders = []
-    for spec in ("video", state_encoder):
-        if spec:
-            folders.append(Path(f"{world}_features_{spec}"))
+    for spec in (encoder, state_encoder):
+        if spec:  # a path spec (ViT-B-32:/models/x.bin) makes a file-name-safe folder name
+            folders.append(Path(f"{world}_features_{file_stem(spec)}"))
             embed_videos(find_videos([world / "videos"]), folders[-1], load_encoder(spec), Sampling(fps=2.0),
                          progress=False)
     return load_dataset(world), folders[0], folders[1] if state_encoder else None
@@ -184,7 +187,8 @@ def print_table(title: str, results: dict[int, dict[str, tuple]], counts: dict[i
 
 
 def visual(planner, name: str, seed: int, num_videos: int, horizons=HORIZONS, note: str = "held-out") -> dict:
-    dataset, features, state_features = prepare(name, seed, num_videos, planner.state_encoder_spec)
+    dataset, features, state_features = prepare(name, seed, num_videos, planner.encoder_spec,
+                                                planner.state_encoder_spec)
     results, counts, bounds = {}, {}, {}
     for horizon in horizons:
         qs = queries(dataset, features, horizon, state_features)
@@ -325,7 +329,7 @@ def diagnose(planner, qs: list[tuple]) -> str:
 def tune(planner) -> None:
     """The settings grid on the tuning world: graph-planner temperature, the learned decodings and (with a
     state head) the weights of the set evidence and transitions; a diagnosis of the learned planner's misses."""
-    dataset, features, state_features = prepare(*TUNE, planner.state_encoder_spec)
+    dataset, features, state_features = prepare(*TUNE, planner.encoder_spec, planner.state_encoder_spec)
     base = planner.temperature
     for horizon in HORIZONS:
         qs = queries(dataset, features, horizon, state_features)
