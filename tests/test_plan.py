@@ -261,6 +261,35 @@ def test_plan_command_errors(tmp_path, capsys):
     assert main(["plan", "--start", str(image), "--goal", str(image), "--horizon", "3", "--model",
                  str(tmp_path)]) == 2
     assert "not a procvid model folder" in capsys.readouterr().err
+    assert main(["plan", "--start", str(image), "--goal", str(image), "--horizon", "3", "--figure", "p.jpg"]) == 2
+    assert "the figure is a PNG file" in capsys.readouterr().err
+
+
+def test_plan_figure_shows_the_frames_and_the_steps(tmp_path):
+    """--figure: one row per plan, the start frame, T step boxes, the goal frame (a feature file has none)."""
+    from PIL import Image
+
+    from procvid.features import write_entry
+    from procvid.forecast.plan_figure import observation_thumbnail, write_plan_figure
+
+    start = tmp_path / "start.png"
+    Image.new("RGB", (320, 240), (200, 40, 40)).save(start)
+    write_entry(tmp_path, "f", np.eye(4, dtype=np.float32), np.arange(4) * 0.5, {"encoder": "x"})
+    thumb = observation_thumbnail(str(start))
+    assert thumb.shape == (160, 213, 3) and (thumb[80, 100] == (200, 40, 40)).all()  # short side 160, its colour
+    assert observation_thumbnail(f"{tmp_path / 'f.json'}@1") is None
+    from helpers import CLIPS
+
+    if CLIPS:  # a real clip at a time past its end: its last frame, short side 160
+        frame = observation_thumbnail(f"{CLIPS[0]}@99999")
+        assert frame.ndim == 3 and min(frame.shape[:2]) <= 160 and frame.std() > 0
+    plan = {"task": "tea", "task_prob": 0.9, "steps": [1, 2, 3], "texts": ["boil", "steep", "pour"],
+            "step_probs": [0.8, 0.7, 0.6], "valid": True}
+    result = {"start": str(start), "goal": f"{tmp_path / 'f.json'}@1", "horizon": 3, "planner": "learned",
+              "decode": "graph", "plans": [plan, {**plan, "steps": [1, 3, 2], "valid": False}]}
+    path = write_plan_figure(result, tmp_path / "out" / "plans.png")
+    with Image.open(path) as image:  # five columns, two rows
+        assert image.format == "PNG" and image.width > 2 * image.height > 0
 
 
 @pytest.mark.skipif(not (DATA / "niv").exists(), reason="NIV annotations not found (set PROCVID_DATA)")

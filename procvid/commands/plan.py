@@ -10,7 +10,7 @@ from procvid.registry import COMMANDS
 HELP = "plan the T steps from a start observation to a goal (image, VIDEO@t or FEATURES@t)"
 EXAMPLES = [
     "procvid plan --start data/synth/videos/tea_0003.mp4@4.0 --goal data/synth/videos/tea_0003.mp4@21.5 --horizon 3",
-    "procvid plan --start start.png --goal goal.png --horizon 4 --planner graph --top 3",
+    "procvid plan --start start.png --goal goal.png --horizon 4 --planner graph --top 3 --figure plans.png",
     "procvid plan --start features/tea_0003.safetensors@4 --goal features/tea_0003.safetensors@21.5 --horizon 3 "
     "--task tea --out plan.json",
     "procvid plan --start v.mp4@2 --goal v.mp4@30 --horizon 4 --model runs/planner/model",
@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                                   "procvid synthetic world videos)")
     p.add_argument("--device", default="auto", help="device of the encoder (auto, cpu, cuda, ...)")
     p.add_argument("--out", metavar="FILE.json", help="also write the plans as JSON")
+    p.add_argument("--figure", metavar="FILE.png", help="also draw the plans: start frame, the steps, goal frame")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         raise ProcvidError("--horizon must be at least 1")
     if args.top < 1:
         raise ProcvidError("--top must be at least 1")
+    if args.figure and not args.figure.lower().endswith(".png"):
+        raise ProcvidError(f"--figure {args.figure}: the figure is a PNG file (FILE.png)")
     result = plan_observations(args.start, args.goal, args.horizon, model=args.model, task=args.task,
                                method=args.planner, decode=args.decode, top=args.top, device=args.device,
                                out=args.out)
@@ -63,4 +66,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {k}. [{step}] {text}{prob}")
     if args.out:
         print(f"written to {args.out}")
+    if args.figure:
+        from procvid.forecast.plan_figure import write_plan_figure
+
+        print(f"drawn to {write_plan_figure(result, args.figure)}")
     return 0
