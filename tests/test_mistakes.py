@@ -362,6 +362,37 @@ def test_run_stage_checks_grounded_paths_and_the_report_lists_flags(tmp_path):
     assert "missing preconditions: add tea, add sugar" in page and "after its successors: pour" in page
 
 
+def test_mistakes_command_on_grounded_steps_and_graph_files(tmp_path, capsys):
+    """A user's grounded step paths (procvid ground output, in sub-folders) against graph script files: the
+    same verdicts as procvid run's stage, step texts from the graph, one line per user mistake."""
+    from procvid.graph.export import write_json
+
+    graph = tea_graph(optional=())
+    for node, text in zip([1, 2, 3, 4], ["boil water", "add tea", "add sugar", "pour"]):
+        graph.nodes[node]["text"] = text
+    write_json(graph, tmp_path / "graphs" / "tea.json")
+    for stem, path in (("a/cup", [1, 2, 3, 4]), ("b/cup", [1, 4, 2])):
+        (tmp_path / "steps" / stem).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "steps" / f"{stem}.steps.json").write_text(json.dumps({"task": "tea", "path": path, "steps": []}))
+    out = tmp_path / "out"
+    assert main(["mistakes", str(tmp_path / "steps"), "--graphs", str(tmp_path / "graphs"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "2 videos, 7 steps, 2 flagged" in printed
+    assert "b/cup step 2 [4] pour: missing preconditions (add tea, add sugar)" in printed
+    assert json.loads((out / "predictions.json").read_text()) == {"a/cup": [0, 0, 0, 0], "b/cup": [0, 1, 1]}
+    assert json.loads((out / "b" / "cup.mistakes.json").read_text())["steps"][2]["reason"] == LATE
+    steps, graphs = str(tmp_path / "steps"), str(tmp_path / "graphs")
+    for args, message in [([steps], "need --graphs DIR"),
+                          ([steps, "--graphs", graphs, "--method", "probability"], "checked with the precondition"),
+                          ([steps, "--graphs", graphs, "--data", "assembly101"], "not both"),
+                          ([steps, "--graphs", graphs, "--set", "tolerance=0.1"], "the graphs are given"),
+                          ([str(tmp_path / "graphs" / "tea.json"), "--graphs", graphs], "not a steps file"),
+                          (["--data", "assembly101"], "--data needs --method")]:
+        assert main(["mistakes", *args, "--out", str(tmp_path / "x")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (args, err)
+
+
 def test_state_model_prefers_identical_states():
     model = StateModel({"t": [["a", "b", "c"], ["x", "b", "y"]]}, decay=4.0)
     p = model.predict("t", [["a", "b"]])[0]

@@ -1,6 +1,7 @@
-"""`procvid mistakes`: online mistake detection over an annotated dataset's step sequences, each step
-judged from the steps before it against what the task's mistake-free videos teach (the stage and its
-file formats: procvid.mistakes.batch)."""
+"""`procvid mistakes`: online mistake detection, each step judged from the steps before it: over an
+annotated dataset's step sequences against what the task's mistake-free videos teach, or over grounded
+step paths (`procvid ground` output) against given graph scripts (the stage and its file formats:
+procvid.mistakes.batch)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,25 @@ EXAMPLES = [
     "procvid mistakes --data assembly101 --method probability --set threshold=0.005 --out mistakes/a101_p",
     "procvid mistakes --data captaincook4d --method precondition --set successors=true --out mistakes/cc4d",
     "procvid mistakes --data captaincook4d --graphs graphs/cc4d --method precondition --out mistakes/cc4d_given",
+    "procvid mistakes run_out/steps --graphs run_out/graphs --out my_mistakes   # your videos' grounded steps",
 ]
 COMMANDS.register("mistakes", HELP, __name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, metavar="NAME|DIR",
+    p.add_argument("inputs", nargs="*", metavar="STEPS",
+                   help="grounded step paths instead of --data: <stem>.steps.json files, folders of them or of the "
+                        "steps stage's shards (procvid ground / procvid run OUT/steps); checked against --graphs "
+                        "with the precondition rule")
+    p.add_argument("--data", metavar="NAME|DIR",
                    help="a dataset name (see: procvid list datasets) or a dataset folder")
     p.add_argument("--split", metavar="NAME", help="score only this split (default: test under protocol split, "
                                                    "every video under loo)")
     p.add_argument("--graphs", metavar="DIR", help="graph scripts to check against, one node-link JSON per task "
                                                    "(procvid graph build --out DIR); default: learned")
-    p.add_argument("--method", required=True, type=MISTAKES.check, metavar="NAME",
-                   help="mistake detector (see: procvid list mistake-detectors)")
+    p.add_argument("--method", type=MISTAKES.check, metavar="NAME",
+                   help="mistake detector (see: procvid list mistake-detectors); needed with --data; grounded step "
+                        "paths are checked with precondition")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
                    help="a detector setting (repeatable); settings not set are chosen by cross-validation on "
                         "the training videos (protocol split) or keep their defaults (loo). precondition: "
@@ -49,6 +56,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.folds < 2:
         raise ProcvidError("--folds must be at least 2")
+    if bool(args.inputs) == bool(args.data):
+        raise ProcvidError("give either --data NAME|DIR (annotated step sequences) or grounded steps files/folders, "
+                           "not both" if args.inputs else "give --data NAME|DIR or grounded steps files/folders")
+    if args.inputs:
+        return _check_grounded(args)
+    if not args.method:
+        raise ProcvidError("--data needs --method (see: procvid list mistake-detectors)")
     cls = MISTAKES.get(args.method)
     settings = dict(parse_setting(cls, text) for text in args.settings)
     dataset = load_dataset(args.data)
@@ -69,3 +83,46 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     print(f"written to {args.out}")
     return 0
+
+
+def _check_grounded(args: argparse.Namespace) -> int:
+    """Grounded step paths against given graph scripts: the precondition rule with procvid run's settings
+    unless --set changes them."""
+    from procvid.errors import ProcvidError
+    from procvid.mistakes.base import parse_setting
+    from procvid.mistakes.batch import check_paths, read_graphs, read_step_paths
+    from procvid.mistakes.precondition import PreconditionDetector
+
+    if args.method not in (None, "precondition"):
+        raise ProcvidError(f"grounded step paths are checked with the precondition rule on --graphs, not "
+                           f"{args.method!r} (it learns from annotated sequences: use --data)")
+    if not args.graphs:
+        raise ProcvidError("grounded step paths need --graphs DIR: the task graph scripts to check them against "
+                           "(procvid run writes OUT/graphs; procvid graph build makes them)")
+    if args.split or args.protocol != "auto":
+        raise ProcvidError("--split and --protocol are for --data")
+    settings = dict(parse_setting(PreconditionDetector, text) for text in args.settings)
+    unknown = sorted(set(settings) & set(PreconditionDetector.GRAPH_SETTINGS))
+    if unknown:
+        raise ProcvidError(f"--set {unknown[0]}: the graphs are given, nothing is learned")
+    paths = read_step_paths(args.inputs)
+    graphs = read_graphs(args.graphs, None)
+    missing = sorted({doc["task"] for doc in paths.values()} - set(graphs))
+    if missing:
+        print(f"warning: no graph script for task(s) {', '.join(map(str, missing))} in {args.graphs}: "
+              "their videos are not checked")
+    docs = check_paths(paths, graphs, {}, args.out, settings)
+    steps = sum(len(doc["flags"]) for doc in docs.values())
+    print(f"precondition rule on {len(graphs)} graph scripts; {len(docs)} videos, {steps} steps, "
+          f"{sum(doc['flagged'] for doc in docs.values())} flagged")
+    shown = [(stem, row) for stem, doc in sorted(docs.items()) for row in doc["steps"] if row["flag"]]
+    for stem, row in shown[:SHOWN]:
+        names = f" ({', '.join(row['names'])})" if row["names"] else ""
+        print(f"  {stem} step {row['index'] + 1} [{row['step']}] {row['text']}: {row['reason']}{names}")
+    if len(shown) > SHOWN:
+        print(f"  ... and {len(shown) - SHOWN} more (predictions.json, <stem>.mistakes.json)")
+    print(f"written to {args.out}")
+    return 0
+
+
+SHOWN = 20  # flagged steps printed; the rest are in the output folder

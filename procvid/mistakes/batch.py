@@ -107,9 +107,10 @@ def write_docs(out_dir: Path, docs: dict, extra: dict, shards: int | None = None
             files.write(name, key, doc)
 
 
-def read_graphs(folder, tasks: dict) -> dict:
+def read_graphs(folder, tasks: dict | None) -> dict:
     """Graph scripts of a folder (node-link JSON, one per task as `procvid graph build` writes them;
-    the task is the graph's task_id attribute, else the file stem); files of other formats are skipped."""
+    the task is the graph's task_id attribute, else the file stem); files of other formats are skipped.
+    tasks: the known tasks (a graph of another task is refused), or None to take every graph."""
     from procvid.graph.export import read_json
 
     folder = Path(folder)
@@ -121,7 +122,7 @@ def read_graphs(folder, tasks: dict) -> dict:
             continue
         graph = read_json(path)
         task_id = str(graph.graph.get("task_id", path.stem))
-        if task_id not in tasks:
+        if tasks is not None and task_id not in tasks:
             raise ProcvidError(f"{path}: task {task_id!r} is not a task of the dataset")
         graphs[task_id] = graph
     if not graphs:
@@ -295,6 +296,45 @@ def timeline_marks(docs: dict) -> dict:
 RUN_SETTINGS = {"successors": True}  # procvid run: swapped steps flagged on both sides
 
 
+def read_step_paths(inputs: list[str]) -> dict[str, dict]:
+    """stem -> steps.json document of grounded videos (the ground stage's output): files, folders of them
+    (their sub-folders kept in the stems) or a folder of the stage's Parquet shards."""
+    from procvid.ground_files import STEPS_SUFFIX
+    from procvid.shards import ShardStore, has_shards
+
+    found: dict[str, dict] = {}
+
+    def add(stem: str, doc, where) -> None:
+        if not isinstance(doc, dict) or "path" not in doc or "task" not in doc:
+            raise ProcvidError(f"{where}: not a grounded steps document (procvid ground writes them)")
+        if stem in found:
+            raise ProcvidError(f"two inputs are named {stem}")
+        found[stem] = doc
+
+    for arg in inputs:
+        p = Path(arg)
+        if p.is_dir() and has_shards(p, "steps"):
+            for key, shard, row in ShardStore(p, "steps").rows():  # each shard read once
+                add(key, row["doc"], f"{shard}#{key}")
+        elif p.is_dir():
+            for f in sorted(p.rglob("*" + STEPS_SUFFIX)):
+                add(f.relative_to(p).as_posix()[: -len(STEPS_SUFFIX)], _read_json(f), f)
+        elif p.is_file() and p.name.endswith(STEPS_SUFFIX):
+            add(p.name[: -len(STEPS_SUFFIX)], _read_json(p), p)
+        else:
+            raise ProcvidError(f"{p}: not a steps file (<stem>{STEPS_SUFFIX}) or a folder of them")
+    if not found:
+        raise ProcvidError(f"no grounded steps (*{STEPS_SUFFIX}) in {' '.join(inputs)}")
+    return found
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ProcvidError(f"{path}: cannot read ({e.__class__.__name__})") from None
+
+
 def check_paths(paths: dict[str, dict], graphs: dict, tasks: dict, out_dir, settings: dict | None = None,
                 shards: int | None = None) -> dict:
     """`procvid run`'s stage: each grounded video's step path checked online against its task's graph
@@ -316,7 +356,8 @@ def check_paths(paths: dict[str, dict], graphs: dict, tasks: dict, out_dir, sett
         absent = absent_steps(path, verdicts, detector.unfinished(task_id, path))
         spans = [(s.get("start"), s.get("end")) for s in doc.get("steps", [])]
         times = spans if len(spans) == len(path) else None
-        texts = tasks[task_id].texts() if task_id in tasks else {}
+        texts = tasks[task_id].texts() if task_id in tasks else \
+            {n: d["text"] for n, d in graphs[task_id].nodes(data=True) if d.get("text")}  # the graph names them
         docs[stem] = sequence_doc(stem, task_id, path, verdicts, absent, texts, "precondition", used, times=times)
     write_docs(prepare_output_dir(out_dir), docs, {"predictions.json": {s: d["flags"] for s, d in docs.items()}},
                shards)
