@@ -21,8 +21,8 @@ from procvid.outputs import digest, stamp
 from procvid.shards import StageDocs
 from procvid import features
 from procvid.features import feature_sidecars
-from procvid.segment.files import (is_segments, name_of, name_prefix, read_segments_file, segments_entries,
-                                   stem_of)
+from procvid.segment.files import (add_input, is_segments, name_of, name_prefix, read_segments_file,
+                                   segments_entries, stem_of)
 from procvid.shards import has_shards
 
 log = logging.getLogger(__name__)
@@ -151,10 +151,7 @@ def collect_ground_inputs(inputs: list[str]) -> dict[str, Path]:
         for f in files:
             if is_segments(f):
                 read_segments_file(f)  # a damaged file is named now, before its task is looked up
-            stem = stem_of(f, root)
-            if found.get(stem, f) != f:
-                raise ProcvidError(f"two inputs are named {stem}: {found[stem]} and {f}")
-            found[stem] = f
+            add_input(found, stem_of(f, root), f)
     if not found:
         raise ProcvidError(f"no segments or feature files in {' '.join(inputs)}")
     return found

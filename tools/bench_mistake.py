@@ -290,11 +290,10 @@ def synth_steps_folder(world, setting, encoder: str = "video") -> str:
 def synth_inputs(dataset, units: str, segments, features, own_features: bool = True) -> list:
     """The ground stage's inputs of one world: each video's segments file, or its feature sidecar (every frame
     a unit). own_features False: the segments' frame ranges over `features` (another encoder's, same frames)."""
-    import json
     from pathlib import Path
 
     from procvid.ground_files import GroundInput
-    from procvid.segment.files import SegmentedVideo
+    from procvid.segment.files import SegmentedVideo, read_segments_doc
 
     if units not in UNITS:
         raise ValueError(f"units must be one of {UNITS}, not {units!r}")
@@ -306,7 +305,7 @@ def synth_inputs(dataset, units: str, segments, features, own_features: bool = T
         if own_features:
             out.append(GroundInput(v.video_id, source, v.task_id))
         else:  # the features named in the document are grounded (and part of the ground stage's stamp)
-            doc = {**json.loads(source.read_text()), "features": str(Path(features) / f"{v.video_id}.safetensors")}
+            doc = {**read_segments_doc(source), "features": str(Path(features) / f"{v.video_id}.safetensors")}
             out.append(GroundInput(v.video_id, source, v.task_id, SegmentedVideo(v.video_id, source, doc, v.task_id)))
     return out
 

@@ -112,6 +112,14 @@ def done_probs(planner, qs: list[tuple]) -> np.ndarray | None:
     return planner.predict_done(obs, state).reshape(2, len(qs), -1)
 
 
+def predictions(planner, qs: list[tuple]) -> tuple:
+    """(log P(step) [N, T, V], log P(task) [N, tasks], P(done) or None) of the learned planner for the queries
+    of one horizon: one network pass per query set, shared by the rows, the grid and the diagnosis."""
+    starts, goals = np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])
+    logp_steps, logp_tasks = planner.predict(starts, goals, len(qs[0][1]))
+    return logp_steps, logp_tasks, done_probs(planner, qs)
+
+
 def scores(pairs: list[tuple]) -> tuple[float, float, float]:
     """(SR, mAcc, mIoU) in % over (predicted, true) pairs of [(task, step), ...] windows."""
     sr = np.mean([p == t for p, t in pairs])
@@ -124,9 +132,7 @@ def visual_rows(planner, qs: list[tuple]) -> dict[str, list[tuple]]:
     """Row label -> (predicted, true) pairs for the queries of one horizon."""
     horizon = len(qs[0][1])
     truth = [[(task, s) for s in steps] for task, steps, *_ in qs]
-    starts, goals = np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])
-    logp_steps, logp_tasks = planner.predict(starts, goals, horizon)
-    done = done_probs(planner, qs)
+    logp_steps, logp_tasks, done = predictions(planner, qs)
     rows = defaultdict(list)
 
     def add(label, plan, i):
@@ -279,9 +285,7 @@ TRANSITION_WEIGHTS = (0.0, 0.5, 1.0)
 def tune_decoding(planner, qs: list[tuple]) -> str:
     """SR of the learned planner's graph decoding over the grid set_weight x transition_weight."""
     horizon = len(qs[0][1])
-    starts, goals = np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])
-    logp_steps, logp_tasks = planner.predict(starts, goals, horizon)
-    done = done_probs(planner, qs)
+    logp_steps, logp_tasks, done = predictions(planner, qs)
     line = []
     for ws in SET_WEIGHTS:
         for wt in TRANSITION_WEIGHTS:
@@ -301,9 +305,7 @@ def diagnose(planner, qs: list[tuple]) -> str:
     done probabilities (done at the goal, not at the start, P > 0.5) name exactly the window's first T - 1
     steps (its last step is still in progress at the goal)."""
     horizon = len(qs[0][1])
-    starts, goals = np.stack([q[2] for q in qs]), np.stack([q[3] for q in qs])
-    logp_steps, logp_tasks = planner.predict(starts, goals, horizon)
-    done = done_probs(planner, qs)
+    logp_steps, logp_tasks, done = predictions(planner, qs)
     miss, state_right = Counter(), 0
     for i, (task, steps, *_) in enumerate(qs):
         p = planner.decode_learned(logp_steps[i], logp_tasks[i], done=None if done is None else done[:, i])[0]

@@ -78,19 +78,15 @@ def _features(inputs: list[str], out, model, args) -> dict:
     from pathlib import Path
 
     from procvid.errors import ProcvidError
+    from procvid.features import entry_key
+    from procvid.segment.files import add_input
     from procvid.video import find_videos
 
     found, videos = {}, []
-
-    def add(stem, path):
-        if found.get(stem, path) != path:
-            raise ProcvidError(f"two inputs are named {stem}: {found[stem]} and {path}")
-        found[stem] = path
-
     for arg in inputs:
         p = Path(arg)
         if p.is_file() and p.suffix in (".json", ".safetensors"):
-            add(p.stem, p.with_suffix(".json"))
+            add_input(found, p.stem, p.with_suffix(".json"))
         elif p.exists():
             videos.append(p)
         else:
@@ -108,5 +104,5 @@ def _features(inputs: list[str], out, model, args) -> dict:
         embed_videos(pairs, out, load_encoder(spec, device=args.device), Sampling(fps=model.info.get("fps", 2.0)),
                      progress=not args.no_progress)
         for _, rel in pairs:  # the stem keeps the sub-folders: a/clip.mp4 and b/clip.mp4 stay apart
-            add(rel.with_suffix("").as_posix(), Path(out) / rel.with_suffix(".json"))
+            add_input(found, entry_key(rel), Path(out) / rel.with_suffix(".json"))
     return found

@@ -125,12 +125,39 @@ def parse_source(text: str) -> tuple[Path, float | None, str]:
     return path, seconds, "features" if path.suffix.lower() in FEATURE_SUFFIXES else "video"
 
 
+def source_frames(source: str, side: str, fps: float = 2.0,
+                  seconds: float = OBS_SECONDS) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pixels an image or VIDEO@t source shows (see parse_source), decoded once for every encoder that
+    embeds them: (frames [N, H, W, 3], their times) for a video, its frames in the observation window and
+    CONTEXT_SECONDS around it sampled at `fps` on the grid the feature cache uses (a clip-level encoder needs
+    the context); (the image [1, H, W, 3], None) for an image."""
+    path, t, kind = parse_source(source)
+    if kind == "features":
+        raise ValueError("feature files hold no pixels")
+    if kind == "image":
+        from PIL import Image
+
+        try:
+            return np.asarray(Image.open(path).convert("RGB"))[None], None
+        except OSError as e:
+            raise ProcvidError(f"{path}: cannot read the image ({e})") from None
+    from procvid.video import frames_at, probe
+
+    duration = probe(path).duration
+    if t > duration + 1e-6:
+        raise ProcvidError(f"{source}: the video is {duration:.2f} s long")
+    lo, hi = (t, t + seconds) if side == "start" else (t - seconds, t)
+    grid = np.arange(math.floor(max(0.0, lo - CONTEXT_SECONDS) * fps),
+                     math.ceil(min(duration, hi + CONTEXT_SECONDS) * fps) + 1) / fps
+    grid = grid[grid < duration] if (grid < duration).any() else grid[:1]
+    return np.stack(frames_at(path, grid)), grid
+
+
 def embed_observation(source: str, side: str, encoder=None, encoder_id: str | None = None,
-                      fps: float = 2.0, seconds: float = OBS_SECONDS) -> np.ndarray:
+                      fps: float = 2.0, seconds: float = OBS_SECONDS, frames: tuple | None = None) -> np.ndarray:
     """The observation of `source` ("IMG", "VIDEO@t" or "FEATURES@t"; see parse_source) as the planner
-    sees it: feature rows are read (their encoder must be `encoder_id` when given); a video's frames in the
-    observation window and CONTEXT_SECONDS around it are sampled at `fps` on the grid the feature cache
-    uses and embedded with `encoder` (a clip-level encoder needs the context); an image is embedded as a
+    sees it: feature rows are read (their encoder must be `encoder_id` when given); a video's frames
+    (source_frames, or `frames` when already decoded) are embedded with `encoder`; an image is embedded as a
     still clip (the image repeated over the window and its context)."""
     from procvid.features import load_features
 
@@ -143,28 +170,12 @@ def embed_observation(source: str, side: str, encoder=None, encoder_id: str | No
         return observation(emb, times, t, side, seconds)
     if encoder is None:
         raise ValueError("an encoder is needed to embed images and videos")
-    if kind == "image":
-        from PIL import Image
-
-        try:
-            image = np.asarray(Image.open(path).convert("RGB"))
-        except OSError as e:
-            raise ProcvidError(f"{path}: cannot read the image ({e})") from None
+    pixels, grid = frames if frames is not None else source_frames(source, side, fps, seconds)
+    if grid is None:  # an image
         n = int(round((seconds + 2 * CONTEXT_SECONDS) * fps)) if encoder.fps else 1
-        emb = encoder.encode_images(np.repeat(image[None], max(n, 1), axis=0))
-        v = emb.mean(0)
+        v = encoder.encode_images(np.repeat(pixels, max(n, 1), axis=0)).mean(0)
         return v / max(float(np.linalg.norm(v)), 1e-8)
-    from procvid.video import frames_at, probe
-
-    duration = probe(path).duration
-    if t > duration + 1e-6:
-        raise ProcvidError(f"{source}: the video is {duration:.2f} s long")
-    lo, hi = (t, t + seconds) if side == "start" else (t - seconds, t)
-    grid = np.arange(math.floor(max(0.0, lo - CONTEXT_SECONDS) * fps),
-                     math.ceil(min(duration, hi + CONTEXT_SECONDS) * fps) + 1) / fps
-    grid = grid[grid < duration] if (grid < duration).any() else grid[:1]
-    frames = np.stack(frames_at(path, grid))
-    return observation(encoder.encode_images(frames), grid, t, side, seconds)
+    return observation(encoder.encode_images(pixels), grid, t, side, seconds)
 
 
 # ---------------------------------------------------------------------------- graph scripts
@@ -551,16 +562,23 @@ class ProcedurePlanner:
             return self.plan_graph(start, goal, horizon, task, top)
         raise ProcvidError(f"unknown planner {method!r}; choose from: {', '.join(METHODS)}")
 
-    def load_encoder(self, device: str = "auto", state: bool = False):
+    def load_encoder(self, device: str = "auto", state: bool = False, folder=None):
         """The encoder of the planner's training features (to embed images and videos); `state`: the state
-        head's second encoder."""
+        head's second encoder. It must still make the features the planner was trained on (`folder` names
+        the planner in the error)."""
         from procvid.encoders import load_encoder
 
-        spec = self.state_encoder_spec if state else self.encoder_spec
+        spec, trained = (self.state_encoder_spec, self.state_encoder_id) if state else \
+            (self.encoder_spec, self.encoder_id)
         if not spec:
             raise ProcvidError("the planner does not name the encoder of its training features; give feature "
                                "files (FEATURES@t) instead of images or videos")
-        return load_encoder(spec, device=device)
+        encoder = load_encoder(spec, device=device)
+        if trained and encoder.id != trained:
+            what = "its state head was trained" if state else "trained"
+            raise ProcvidError(f"{folder or 'the planner'}: {what} on features of {trained}, but its encoder {spec} "
+                               f"is now {encoder.id}")
+        return encoder
 
 
 def save_planner(folder, net, vocab, graphs: dict, transitions: dict[str, Counter], config: dict, domain: str,
@@ -593,25 +611,23 @@ def plan_observations(start: str, goal: str, horizon: int, model=None, task: str
     folder = Path(model) if model else CHECKPOINTS_DIR / DEFAULT_PLANNER
     planner = ProcedurePlanner.from_pretrained(folder)
     sources = [parse_source(start), parse_source(goal)]
-    encoder = state_encoder = None
+    encoder = None
     warnings = []
-    if any(kind != "features" for _, _, kind in sources):
-        encoder = planner.load_encoder(device)
-        if encoder.id != planner.encoder_id:
-            raise ProcvidError(f"{folder}: trained on features of {planner.encoder_id}, but its encoder "
-                               f"{planner.encoder_spec} is now {encoder.id}")
-    obs = [embed_observation(text, side, encoder, planner.encoder_id, planner.fps)
-           for text, side in ((start, "start"), (goal, "goal"))]
+    sides = ((start, "start"), (goal, "goal"))
+    # the pixels of images and videos (by side: one video gives both), decoded once for both encoders
+    pixels = {side: source_frames(text, side, planner.fps) for (text, side), (_, _, kind) in zip(sides, sources)
+              if kind != "features"}
+    if pixels:
+        encoder = planner.load_encoder(device, folder=folder)
+    obs = [embed_observation(text, side, encoder, planner.encoder_id, planner.fps, frames=pixels.get(side))
+           for text, side in sides]
     states = [None, None]
     uses_state = method == "learned" and (decode or planner.decode) == "graph" and planner.set_weight
     if planner.state_dim and uses_state:
-        if all(kind != "features" for _, _, kind in sources):
-            state_encoder = planner.load_encoder(device, state=True)
-            if state_encoder.id != planner.state_encoder_id:
-                raise ProcvidError(f"{folder}: its state head was trained on features of {planner.state_encoder_id}, "
-                                   f"but its encoder {planner.state_encoder_spec} is now {state_encoder.id}")
-            states = [embed_observation(text, side, state_encoder, planner.state_encoder_id, planner.fps)
-                      for text, side in ((start, "start"), (goal, "goal"))]
+        if len(pixels) == len(sides):
+            state_encoder = planner.load_encoder(device, state=True, folder=folder)
+            states = [embed_observation(text, side, state_encoder, planner.state_encoder_id, planner.fps,
+                                        frames=pixels[side]) for text, side in sides]
         else:  # a feature file holds one encoder's rows: the state head lacks its second observation
             warnings.append(f"feature files give no {planner.state_encoder_spec} observation for the planner's state "
                             "head: planned without the set evidence (give images or videos for the full planner)")

@@ -299,16 +299,18 @@ RUN_SETTINGS = {"successors": True}  # procvid run: swapped steps flagged on bot
 def read_step_paths(inputs: list[str]) -> dict[str, dict]:
     """stem -> steps.json document of grounded videos (the ground stage's output): files, folders of them
     (their sub-folders kept in the stems) or a folder of the stage's Parquet shards."""
+    from procvid.data.files import read_json
     from procvid.ground_files import STEPS_SUFFIX
+    from procvid.segment.files import add_input
     from procvid.shards import ShardStore, has_shards
 
     found: dict[str, dict] = {}
+    sources: dict = {}  # stem -> where its document is
 
     def add(stem: str, doc, where) -> None:
         if not isinstance(doc, dict) or "path" not in doc or "task" not in doc:
             raise ProcvidError(f"{where}: not a grounded steps document (procvid ground writes them)")
-        if stem in found:
-            raise ProcvidError(f"two inputs are named {stem}")
+        add_input(sources, stem, where)
         found[stem] = doc
 
     for arg in inputs:
@@ -318,21 +320,14 @@ def read_step_paths(inputs: list[str]) -> dict[str, dict]:
                 add(key, row["doc"], f"{shard}#{key}")
         elif p.is_dir():
             for f in sorted(p.rglob("*" + STEPS_SUFFIX)):
-                add(f.relative_to(p).as_posix()[: -len(STEPS_SUFFIX)], _read_json(f), f)
+                add(f.relative_to(p).as_posix()[: -len(STEPS_SUFFIX)], read_json(f), f)
         elif p.is_file() and p.name.endswith(STEPS_SUFFIX):
-            add(p.name[: -len(STEPS_SUFFIX)], _read_json(p), p)
+            add(p.name[: -len(STEPS_SUFFIX)], read_json(p), p)
         else:
             raise ProcvidError(f"{p}: not a steps file (<stem>{STEPS_SUFFIX}) or a folder of them")
     if not found:
         raise ProcvidError(f"no grounded steps (*{STEPS_SUFFIX}) in {' '.join(inputs)}")
     return found
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ProcvidError(f"{path}: cannot read ({e.__class__.__name__})") from None
 
 
 def check_paths(paths: dict[str, dict], graphs: dict, tasks: dict, out_dir, settings: dict | None = None,

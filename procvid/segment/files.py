@@ -80,6 +80,14 @@ def stem_of(path: Path, root: str | os.PathLike | None = None) -> str:
     return (parent / name).as_posix()
 
 
+def add_input(found: dict, stem: str, source) -> None:
+    """found[stem] = source, one clear line when another input already has that stem (their outputs would
+    overwrite each other); the same source twice is one input."""
+    if found.get(stem, source) != source:
+        raise ProcvidError(f"two inputs are named {stem}: {found[stem]} and {source}")
+    found[stem] = source
+
+
 def name_of(stem: str) -> str:
     """A stem's video name without its sub-folders: what task prefixes, dataset ids and ground truth use."""
     return stem.rsplit("/", 1)[-1]
